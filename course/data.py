@@ -61,7 +61,7 @@ def images_nhwc(x: np.ndarray) -> np.ndarray:
 
 def minibatches(x: np.ndarray, y: np.ndarray, batch_size: int, shuffle: bool = True,
                 seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (xb, yb) batches; shuffled by a numpy Generator(seed), or in order; last one may be short."""
+    """Yield (xb, yb) batches, shuffled by Generator(seed) or in order; the last may be short."""
     if len(x) != len(y):
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:

@@ -61,7 +61,7 @@ def _check_hidden(hidden) -> tuple[int, ...]:
 
 def torch_mlp(hidden=(64,), activation: str = "relu", num_classes: int = 10,
               in_features: int = 64, seed: int = 0) -> nn.Sequential:
-    """Linear -> activation -> ... -> Linear(num_classes), outputs logits. Same seed, same weights."""
+    """Linear -> activation -> ... -> Linear(num_classes), logits out. Same seed, same weights."""
     _check_activation(activation)
     hidden = _check_hidden(hidden)
     torch.set_num_threads(1)
@@ -87,25 +87,38 @@ def keras_mlp(hidden=(64,), activation: str = "relu", num_classes: int = 10,
     return keras.Sequential(layers, name="mlp")
 
 
-def torch_cnn(seed: int = 0, num_classes: int = 10) -> nn.Sequential:
-    """Digits CNN on NCHW (N,1,8,8): two conv(3x3, pad 1)+ReLU+maxpool(2) blocks, then Linear."""
+def _check_channels(channels) -> tuple[int, int]:
+    channels = tuple(channels)
+    if len(channels) != 2 or not all(isinstance(c, (int, np.integer)) and c > 0
+                                     for c in channels):
+        raise ValueError(f"channels must be two positive ints (conv1, conv2), got {channels!r}")
+    return channels
+
+
+def torch_cnn(seed: int = 0, channels=(16, 32), num_classes: int = 10) -> nn.Sequential:
+    """Digits CNN on NCHW (N,1,8,8): two conv(3x3, pad 1)+ReLU+maxpool(2) blocks, then Linear.
+
+    Shapes: (N,1,8,8) -> (N,c1,4,4) -> (N,c2,2,2) -> flatten (N,4*c2) -> (N,num_classes).
+    """
+    c1, c2 = _check_channels(channels)
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(16 * 2 * 2, num_classes))
+        nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(c2 * 2 * 2, num_classes))
 
 
-def keras_cnn(seed: int = 0, num_classes: int = 10):
+def keras_cnn(seed: int = 0, channels=(16, 32), num_classes: int = 10):
     """The Keras twin of `torch_cnn`, on NHWC input (N,8,8,1)."""
+    c1, c2 = _check_channels(channels)
     _, keras = _tf()
     keras.utils.set_random_seed(seed)
     L = keras.layers
     return keras.Sequential([
         keras.Input((8, 8, 1)),
-        L.Conv2D(8, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
-        L.Conv2D(16, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
+        L.Conv2D(c1, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
+        L.Conv2D(c2, 3, padding="same", activation="relu"), L.MaxPooling2D(2),
         L.Flatten(), L.Dense(num_classes)], name="cnn")
 
 
@@ -167,7 +180,7 @@ def _keras_to_torch_weight(kernel: np.ndarray, kind: str, flat_from) -> np.ndarr
 
 
 def copy_torch_to_keras(torch_model, keras_model):
-    """Copy every Linear/Conv2d of `torch_model` into the matching Keras layer; returns keras_model."""
+    """Copy each Linear/Conv2d of `torch_model` into its Keras twin layer; returns keras_model."""
     for t_layer, (k_layer, flat_from) in _pair_layers(torch_model, keras_model):
         kind = type(k_layer).__name__
         weight = t_layer.weight.detach().cpu().numpy()
@@ -187,7 +200,7 @@ def _set_keras(layer, kernel, bias) -> None:
 
 
 def copy_keras_to_torch(keras_model, torch_model):
-    """Copy every Dense/Conv2D of `keras_model` into the matching torch layer; returns torch_model."""
+    """Copy each Dense/Conv2D of `keras_model` into its torch twin layer; returns torch_model."""
     for t_layer, (k_layer, flat_from) in _pair_layers(torch_model, keras_model):
         kind = type(k_layer).__name__
         kernel, bias = k_layer.get_weights()
