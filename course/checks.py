@@ -324,8 +324,9 @@ def _torch_inputs(inputs, wrt):
 
 def _c_inputs(inputs):
     """float32 / int32 C-contiguous copies: what the C++ kernel receives."""
+    arrays = {k: np.asarray(v) for k, v in inputs.items()}
     return {k: np.ascontiguousarray(v, dtype=np.int32 if np.issubdtype(v.dtype, np.integer)
-                                    else np.float32) for k, v in inputs.items()}
+                                    else np.float32) for k, v in arrays.items()}
 
 
 def _finite_differences(torch_fn, inputs64, dout, key, indices, eps):

@@ -863,7 +863,8 @@ def _ort_library() -> Path:
     libs = sorted(glob.glob(str(capi / "libonnxruntime.so*")) +
                   glob.glob(str(capi / "libonnxruntime*.dylib")))
     if not libs:
-        raise OrtHeadersMissing(f"no libonnxruntime in {capi}; reinstall onnxruntime")
+        raise OrtCppError(f"no libonnxruntime in {capi}: reinstall onnxruntime, or set "
+                          "ORT_LIBRARY to the library's path")
     return Path(libs[-1])
 
 
@@ -930,10 +931,11 @@ class OrtCppSession:
         want = self.input_shape
         fits = x.ndim == len(want) and all(w is None or w == g for w, g in zip(want, x.shape))
         if not fits:
-            shown = tuple("batch" if w is None else w for w in want)
+            shown = tuple(w if w is not None else "batch" if i == 0 else "any"
+                          for i, w in enumerate(want))
             raise ValueError(f"the model's input {self.input_name!r} expects shape {shown}, "
                              f"got x with shape {x.shape}")
-        if x.shape[0] == 0:
+        if x.size == 0:
             raise ValueError("x is empty: pass at least one sample")
         return np.ascontiguousarray(x)
 

@@ -378,7 +378,7 @@ def secret_lines(source_dir: Path, snippets: Path | None, min_chars: int = 12) -
         lines += kernel_body_lines(Path(snippets))
     public = public_lines(source_dir, snippets)
     return {ln for ln in lines if len(ln) >= min_chars and ln not in public
-            and not ln.startswith(("//", "#"))}
+            and not ln.startswith(("//", "#")) and re.search(r"[=+\-*/<>\[(]", ln)}
 
 
 def scan_release(out: Path, secrets: set[str]) -> list[tuple[str, str]]:
@@ -1091,12 +1091,14 @@ def check(notebook_path, timeout: int = 600, quiet: bool = False) -> list[dict]:
     for ex in exercises:
         cell = nb["cells"][ex.test_index]
         cell["source"] = strip_hidden(source_of(cell))
-    limits = sandbox.Limits(cell_timeout=timeout, notebook_timeout=timeout * 4,
-                            memory=1 << 40, cpu=1 << 30, nproc=1 << 20, file_size=1 << 40)
+    limits = sandbox.Limits(cell_timeout=timeout, notebook_timeout=timeout * 4, rlimits=False)
     env = {k: v for k, v in os.environ.items() if k != "COURSE_RECORD"}
     results = sandbox.run_notebook(nb, limits=limits, isolation=sandbox.Isolation(enabled=False),
                                    env=env, cwd=str(path.resolve().parent))
     rows = []
+    for result in results.values():
+        if result.ename == "KernelStartFailed":
+            raise GradingError(f"the kernel did not start: {result.evalue}")
     for ex in exercises:
         result = results.get(ex.test_index, sandbox.CellResult("dead", evalue="not run"))
         status, message = _cell_status(_result_json(result, False))

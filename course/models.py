@@ -243,10 +243,15 @@ def keras_inputs(model, x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def _check_data(data) -> None:
+def _check_training(data, num_epochs, batch_size, lr) -> None:
     if not isinstance(data, Digits):
         raise TypeError(f"data must be a course.data.Digits, got {type(data).__name__}; "
                         "use course.data.load_digits()")
+    for name, value in (("num_epochs", num_epochs), ("batch_size", batch_size)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ValueError(f"lr must be a positive number, got {lr!r}; try lr=1e-3 for Adam")
 
 
 def _torch_optimizer(model, optimizer: str, lr: float, momentum: float):
@@ -260,8 +265,12 @@ def _torch_optimizer(model, optimizer: str, lr: float, momentum: float):
 def train_torch(model: nn.Module, data: Digits, num_epochs: int = 20, batch_size: int = 32,
                 lr: float = 1e-3, optimizer: str = "adam", seed: int = 0,
                 momentum: float = 0.0, progress: bool = True) -> dict[str, list[float]]:
-    """Train with mean cross-entropy; history has per-epoch `loss`, `train_acc`, `test_acc`."""
-    _check_data(data)
+    """Train with mean cross-entropy; history has per-epoch `loss`, `train_acc`, `test_acc`.
+
+    `loss` is the mean of the epoch's batch losses; the accuracies are measured at epoch end.
+    Batches are reshuffled each epoch with seed `seed + epoch` (course.data.minibatches).
+    """
+    _check_training(data, num_epochs, batch_size, lr)
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     opt = _torch_optimizer(model, optimizer, lr, momentum)
@@ -292,8 +301,12 @@ def train_keras(model, data: Digits, num_epochs: int = 20, batch_size: int = 32,
                 lr: float = 1e-3, optimizer: str = "adam", seed: int = 0,
                 momentum: float = 0.0, progress: bool = True,
                 verbose: int = 0) -> dict[str, list[float]]:
-    """Train with compile/fit; returns the same history as `train_torch` (per-epoch accuracies)."""
-    _check_data(data)
+    """Train with compile/fit; returns the same history as `train_torch` (per-epoch accuracies).
+
+    Keras shuffles with its own seeded generator, so batches differ from `train_torch`'s.
+    `verbose` is passed to `fit` (0: only the tqdm bar, if `progress`).
+    """
+    _check_training(data, num_epochs, batch_size, lr)
     tf, keras = _tf()
     keras.utils.set_random_seed(seed)
     if optimizer == "adam":

@@ -41,13 +41,14 @@ class Limits:
 
     cell_timeout: int = 120
     notebook_timeout: int = 900
-    memory: int = 8 << 30  # address space: torch + TensorFlow + cling map ~4 GB of it
+    memory: int = 6 << 30  # address space: torch + TensorFlow + cppyy + ORT peak near 2 GB
     nproc: int = 256  # processes and threads of the sandbox uid
     cpu: int = 1200
     file_size: int = 64 << 20
     nofile: int = 1024
     cell_output: int = 1 << 20  # ordinary outputs kept per cell; the rest is dropped
     records_output: int = 8 << 20  # record outputs kept per cell
+    rlimits: bool = True  # False: a learner's own machine (`course check`), no rlimits
 
 
 @dataclass
@@ -178,11 +179,13 @@ def kernel_env(workdir: Path, extra: dict[str, str] | None = None) -> dict[str, 
 
 
 def _prlimit(limits: Limits) -> list[str]:
-    if shutil.which("prlimit") is None:
+    """`prlimit --as=... --` for the limits that are set (None leaves one alone)."""
+    values = {"as": limits.memory, "nproc": limits.nproc, "cpu": limits.cpu,
+              "fsize": limits.file_size, "core": 0, "nofile": limits.nofile}
+    options = [f"--{name}={value}" for name, value in values.items() if value is not None]
+    if shutil.which("prlimit") is None or not limits.rlimits:
         return []
-    return ["prlimit", f"--as={limits.memory}", f"--nproc={limits.nproc}",
-            f"--cpu={limits.cpu}", f"--fsize={limits.file_size}", "--core=0",
-            f"--nofile={limits.nofile}", "--"]
+    return ["prlimit", *options, "--"]
 
 
 def blocking_ancestor(path: Path) -> Path | None:
@@ -340,27 +343,29 @@ async def _execute(nb, km, limits: Limits, env: dict, cwd: str) -> dict[int, Cel
     results: dict[int, CellResult] = {}
     deadline = time.monotonic() + limits.notebook_timeout
     stop = ""
-    atexit.unregister(client._cleanup_kernel)
-    async with client.async_setup_kernel(env=env, cwd=cwd):
-        for idx, cell in enumerate(list(nb.cells)):
-            if cell.cell_type != "code":
-                continue
-            if stop:
-                results[idx] = CellResult(stop, evalue="not run: " + results_reason(stop))
-                continue
-            left = int(deadline - time.monotonic())
-            if left < 1:
-                stop = "timeout"
-                results[idx] = CellResult(stop, evalue="not run: notebook time limit reached")
-                continue
-            result = await _run_cell(client, cell, idx, min(limits.cell_timeout, left))
-            if result.status == "dead":
-                stop = "dead"
-            elif result.status == "timeout" and not await _responsive(client):
-                stop = "timeout"
-            result.outputs = list(cell.get("outputs", []))
-            result.truncated = idx in client.cut
-            results[idx] = result
+    try:
+        async with client.async_setup_kernel(env=env, cwd=cwd, cleanup_kc=True):
+            for idx, cell in enumerate(list(nb.cells)):
+                if cell.cell_type != "code":
+                    continue
+                if stop:
+                    results[idx] = CellResult(stop, evalue="not run: " + results_reason(stop))
+                    continue
+                left = int(deadline - time.monotonic())
+                if left < 1:
+                    stop = "timeout"
+                    results[idx] = CellResult(stop, evalue="not run: notebook time limit reached")
+                    continue
+                result = await _run_cell(client, cell, idx, min(limits.cell_timeout, left))
+                if result.status == "dead":
+                    stop = "dead"
+                elif result.status == "timeout" and not await _responsive(client):
+                    stop = "timeout"
+                result.outputs = list(cell.get("outputs", []))
+                result.truncated = idx in client.cut
+                results[idx] = result
+    finally:
+        atexit.unregister(client._cleanup_kernel)
     return results
 
 

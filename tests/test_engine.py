@@ -8,6 +8,8 @@ exports) within 5e-4 relative. Round trip: save_onnx -> ONNX Runtime equals forw
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 
 import numpy as np
 import onnx
@@ -242,7 +244,9 @@ def test_overflowing_update_names_the_weight_and_layer(exported, digits):
     model = CppModel.from_onnx(path)
     with pytest.raises(FloatingPointError, match=r"step 1: the update turned weight "
                                                  r"'\S+' of layer '/\d/Gemm' into nan or inf"):
-        model.fit(digits.x_train, digits.y_train, lr=3e38, progress=False)
+        # AdamW's decoupled decay multiplies each weight by 1 - lr * weight_decay = -inf
+        model.fit(digits.x_train, digits.y_train, optimizer="adamw", lr=1e38, weight_decay=1e3,
+                  progress=False)
 
 
 def test_nan_in_a_hidden_layer_names_that_layer(exported, digits):
@@ -311,6 +315,36 @@ def test_keras_multichannel_nhwc_input_goes_through_a_transpose(tmp_path):
     assert np.max(np.abs(cpp - ref) / ref) <= 5e-4
 
 
+class _GemmNet(nn.Module):
+    """The torch twin of the hand-built Gemm graph below (alpha, beta, both weight layouts)."""
+
+    def __init__(self, w1, b1, w2, b2):
+        super().__init__()
+        self.w1, self.b1, self.w2, self.b2 = (nn.Parameter(torch.tensor(a))
+                                              for a in (w1, b1, w2, b2))
+
+    def forward(self, x):
+        h = torch.relu(0.5 * x @ self.w1 + 2.0 * self.b1)       # transB=0: w1 is (C, OC)
+        return 1.5 * h @ self.w2.T + 0.25 * self.b2             # transB=1: w2 is (OC, C)
+
+
+def test_gemm_alpha_beta_and_both_weight_layouts(digits):
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], alpha=0.5, beta=2.0),
+             helper.make_node("Relu", ["h"], ["a"]),
+             helper.make_node("Gemm", ["a", "w2", "b2"], ["logits"], alpha=1.5, beta=0.25,
+                              transB=1)]
+    model = _graph(nodes, {"w1": (64, 24), "b1": (24,), "w2": (10, 24), "b2": (1, 10)})
+    cpp = CppModel(model)
+    arrays = [numpy_helper.to_array(t) for t in model.graph.initializer]
+    net = _GemmNet(arrays[0], arrays[1], arrays[2], arrays[3])
+    x, y = digits.x_train[:N_PARITY], digits.y_train[:N_PARITY]
+    with torch.no_grad():
+        assert rel(cpp.forward(x), net(torch.from_numpy(x)).numpy()) <= 1e-5
+    losses = cpp.fit(x, y, batch_size=BATCH, shuffle=False, progress=False, **SGD)
+    ref = engine.torch_trajectory(net, x, y, STEPS, BATCH, **SGD)
+    assert np.max(np.abs(losses - ref) / ref) <= 5e-4
+
+
 # ---------------------------------------------------------------- graphs the engine refuses
 
 def _graph(nodes, inits, in_shape=(64,), out="logits", name="g"):
@@ -376,3 +410,27 @@ def test_reshape_target_folded_from_a_shape_subgraph():
                                nodes[-1]], {"w": (10, 64)}, in_shape=(4, 4, 4))
     with pytest.raises(GraphError, match="moves the batch axis"):
         CppModel(bad)
+
+
+def test_engine_header_compiles_with_gpp_warnings_as_errors(tmp_path):
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed; the header is still compiled by cppyy above")
+    unit = tmp_path / "unit.cpp"
+    unit.write_text('#include "engine.h"\nint main() { engine::Engine e; return 0; }\n')
+    done = subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
+                           f"-I{engine.CPP_DIR}", str(unit)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("kind,target", [("mlp", 0.95), ("cnn", 0.96)])
+def test_cpp_only_training_reaches_the_headline_accuracy(tmp_path, digits, kind, target):
+    """Untrained torch export -> trained only by the C++ engine -> scored by ONNX Runtime."""
+    to_input = data.images if kind == "cnn" else (lambda x: x)
+    net = models.torch_cnn() if kind == "cnn" else models.torch_mlp()
+    path = export.torch_to_onnx(net, tmp_path / "untrained.onnx", to_input(digits.x_train[:2]))
+    model = CppModel.from_onnx(path)
+    settings = (dict(optimizer="adamw", lr=3e-3, weight_decay=0.01) if kind == "cnn"
+                else dict(optimizer="sgd", lr=0.05, momentum=0.9))
+    model.fit(to_input(digits.x_train), digits.y_train, epochs=30, progress=False, **settings)
+    logits = runtime.ort_run(model.save_onnx(tmp_path / "trained.onnx"), to_input(digits.x_test))
+    assert np.mean(logits.argmax(1) == digits.y_test) >= target

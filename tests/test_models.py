@@ -138,6 +138,10 @@ def test_train_torch_sgd_and_bad_arguments(digits):
         models.train_torch(models.torch_mlp(), digits, num_epochs=1, optimizer="rmsprop")
     with pytest.raises(TypeError, match="load_digits"):
         models.train_torch(models.torch_mlp(), (digits.x_train, digits.y_train))
+    for kwargs, match in [(dict(num_epochs=0), "num_epochs"), (dict(batch_size=2.5), "batch_size"),
+                          (dict(lr=-1.0), "lr must be a positive")]:
+        with pytest.raises(ValueError, match=match):
+            models.train_torch(models.torch_mlp(), digits, **kwargs)
 
 
 def test_train_keras_learns_and_is_deterministic(keras, digits):

@@ -85,10 +85,23 @@ def test_mlp_parity_with_ort_python(tmp_path, headers, widths, act, batch):
     session = cpp.ort_cpp_session(path)
     assert (session.input_name, session.output_name) == ("x", "y")
     assert session.input_shape == (None, widths[0])
+    assert session.output_shape == (None, widths[2])  # known: ORT writes into our array
     x = np.random.default_rng(batch).normal(size=(batch, widths[0])).astype(np.float32)
     got, want = session.run(x), _ort_python(path, x)
     assert got.shape == want.shape == (batch, widths[2]) and got.dtype == np.float32
     assert np.abs(got - want).max() <= 1e-6
+
+
+def test_output_shape_known_only_after_the_run(tmp_path, headers):
+    """Dynamic width too: ORT allocates the output and the session copies it out."""
+    path = _save([helper.make_node("Softmax", ["x"], ["y"])], {}, ["batch", "n"],
+                 ["batch", "n"], tmp_path / "softmax.onnx")
+    session = cpp.ort_cpp_session(path)
+    assert session.input_shape == session.output_shape == (None, None)
+    for shape in [(2, 3), (4, 11)]:
+        x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+        got = session.run(x)
+        assert got.shape == shape and np.abs(got - _ort_python(path, x)).max() <= 1e-6
 
 
 def test_cnn_parity_any_batch(tmp_path, headers):
@@ -328,3 +341,17 @@ def test_setup_ort_against_the_configured_debian_mirror(tmp_path, capsys):
     assert cpp._api_version(where) == 21
     assert not list(tmp_path.rglob("*.so*"))
     assert mirror in capsys.readouterr().out
+
+
+def test_ort_session_header_compiles_with_gpp_too(tmp_path, headers):
+    """cpp_snippets/ is plain C++17: the same header builds outside cppyy, warnings as errors."""
+    import shutil
+    import subprocess
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    (tmp_path / "unit.cpp").write_text('#include "ort_session.h"\n')
+    done = subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
+                           f"-I{cpp.SNIPPETS}", f"-I{headers}", "unit.cpp"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

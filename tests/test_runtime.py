@@ -37,8 +37,8 @@ def torch_logits(model, x):
 def torch_cases():
     cases = [pytest.param(lambda h=h, a=a: models.torch_mlp(h, a, seed=2), id=f"mlp{h}-{a}")
              for h, a in MLPS]
-    return cases + [pytest.param(lambda: models.torch_cnn(seed=2, channels=(6, 10)), id="cnn(6,10)"),
-                    pytest.param(lambda: models.torch_cnn(seed=2), id="cnn")]
+    small = pytest.param(lambda: models.torch_cnn(seed=2, channels=(6, 10)), id="cnn(6,10)")
+    return cases + [small, pytest.param(lambda: models.torch_cnn(seed=2), id="cnn")]
 
 
 @pytest.mark.parametrize("dynamo", [False, True])

@@ -1,4 +1,4 @@
-# takes the smallest logit as the prediction (argmin instead of argmax)
+# learner bug: takes the smallest logit as the prediction (argmin instead of argmax)
 def accuracy(logits, y):
     """Fraction of rows of `logits` (N, K) whose argmax equals the label in `y` (N,)."""
     ### BEGIN SOLUTION

@@ -1,4 +1,4 @@
-# wrong sign: param += lr * v climbs the loss instead of descending it
+# learner bug: wrong sign: param += lr * v climbs the loss instead of descending it
 def sgd_momentum_step(params, velocities, lr, momentum):
     """In place: v = momentum * v + grad, then param -= lr * v, for each (param, v) pair."""
     with torch.no_grad():

@@ -1,4 +1,4 @@
-# rebinds v = momentum * v + grad instead of updating the buffer in place: momentum is lost
+# learner bug: rebinds v = momentum * v + grad instead of updating it in place
 def sgd_momentum_step(params, velocities, lr, momentum):
     """In place: v = momentum * v + grad, then param -= lr * v, for each (param, v) pair."""
     with torch.no_grad():

@@ -1,4 +1,4 @@
-# ignores the argument and always builds 64 hidden units (the width used earlier in the lesson)
+# learner bug: ignores the argument and always builds 64 hidden units
 def build_keras_mlp(hidden):
     """Keras twin of torch_mlp(hidden=(hidden,)): 64 -> hidden (relu) -> 10 logits."""
     ### BEGIN SOLUTION

@@ -1,4 +1,4 @@
-# ends the model with a softmax (the seed's habit), so it outputs probabilities, not logits
+# learner bug: ends with a softmax (the seed's habit): probabilities, not logits
 def build_keras_mlp(hidden):
     """Keras twin of torch_mlp(hidden=(hidden,)): 64 -> hidden (relu) -> 10 logits."""
     ### BEGIN SOLUTION

@@ -1,4 +1,4 @@
-# reshapes the (OC, C) weight to (C, OC) instead of transposing it: right shape, scrambled values
+# learner bug: reshapes (OC, C) to (C, OC) instead of transposing: right shape, wrong values
 def torch_to_keras_dense(weight, bias):
     """PyTorch Linear (weight (OC, C), bias (OC,)) -> Keras Dense [kernel (C, OC), bias (OC,)]."""
     ### BEGIN SOLUTION

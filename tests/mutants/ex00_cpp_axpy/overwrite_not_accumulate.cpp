@@ -1,0 +1,10 @@
+%%cpp warmup
+// learner bug: overwrites y (=) instead of adding into it (+=)
+#include <stdexcept>
+
+// y[i] += a * x[i] for i in [0, N)
+void axpy(float* y, const float* x, float a, int N) {
+    // BEGIN SOLUTION
+    for (int i = 0; i < N; ++i) y[i] = a * x[i];
+    // END SOLUTION
+}
