@@ -164,7 +164,7 @@ class _Loader:
         if op in ("Gemm", "MatMul"):
             return self._dense(node)
         if op in _ACTIVATIONS:
-            tid, shape = self._input(0)
+            _, shape = self._input(0)
             self._add(_ACTIVATIONS[op], node.output[0], shape, [int(np.prod(shape))])
             return None
         handler = {"Conv": self._conv, "MaxPool": self._maxpool, "Transpose": self._transpose,

@@ -841,6 +841,7 @@ def grading_isolation(stage: Path, hide: list[Path]) -> sandbox.Isolation:
         inside = any(n == path or path in n.parents for n in needed)
         if path.exists() and not inside and path not in hidden:
             hidden.append(path)
+    hidden = [p for p in hidden if not any(h in p.parents for h in hidden)]  # outermost only
     binds = {package: stage / "course"}
     if (stage / "cpp_snippets").is_dir():
         binds[snippets] = stage / "cpp_snippets"
