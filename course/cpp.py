@@ -354,6 +354,7 @@ def as_array(x, dtype, name: str = "x", writable: bool = False) -> np.ndarray:
 
 
 def _check_array(x: np.ndarray, dtype, label: str, name: str, ctype: str, writable: bool):
+    __tracebackhide__ = True  # IPython shows the learner's line, not ours
     if x.dtype != dtype:
         raise ValueError(f"{label} has dtype {x.dtype} but the C++ parameter is {ctype}: "
                          f"pass {name}.astype(np.{np.dtype(dtype).name})")
@@ -370,6 +371,7 @@ def _check_array(x: np.ndarray, dtype, label: str, name: str, ctype: str, writab
 
 def _check_args(params: list[_Param], args: tuple, nullptr) -> list:
     """The arguments, checked against `params`; None for a pointer becomes nullptr."""
+    __tracebackhide__ = True  # IPython shows the learner's line, not ours
     out = []
     for pos, (param, arg) in enumerate(zip(params, args)):
         label, name = param.label(pos), param.name or "x"
@@ -451,9 +453,13 @@ class CppFunction:
         return fits[0] if fits else None
 
     def __call__(self, *args):
+        __tracebackhide__ = True  # IPython shows the learner's line, not ours
         cppyy = _cppyy()
         params = self._params_for(args)
-        call_args = _check_args(params, args, cppyy.nullptr) if params else list(args)
+        try:
+            call_args = _check_args(params, args, cppyy.nullptr) if params else list(args)
+        except ValueError as exc:
+            raise ValueError(f"{self.__name__}: {exc}") from None  # one short frame for the learner
         try:
             return self.func(*call_args)
         except cppyy.ll.FatalError as exc:

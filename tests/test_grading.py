@@ -329,7 +329,8 @@ ATTACK_STATUS = {
     "sys_exit": "error", "always_equal": "failed", "print_passed": "failed",
     "patch_checks": "failed", "patch_checks_expected": "failed", "input_transformer": "failed",
     "patch_numpy_assert": "failed", "fake_results": "failed", "background_process": "failed",
-    "huge_output": "failed", "fork_bomb": "failed", "read_source": "error", "network": "failed",
+    "huge_output": "failed", "fork_bomb": "failed", "read_source": "error", "network": "error",
+    "hide_traceback": "failed",
 }
 
 
