@@ -354,20 +354,26 @@ def release(out, source_dir=None, repo=None, snippets=None) -> list[Path]:
     return written
 
 
-def public_lines(source_dir: Path, snippets: Path | None) -> set[str]:
-    """Lines the source shows outside any solution: showing them again is not a leak."""
-    public = set()
+def public_text(source_dir: Path, snippets: Path | None) -> str:
+    """What the source shows outside any solution: showing it again is not a leak."""
+    parts = []
     for path in source_notebooks(source_dir):
         for cell in read_notebook(path)["cells"]:
-            text = stub_solution(source_of(cell), "x") if is_solution(cell) else source_of(cell)
-            public.update(ln.strip() for ln in text.splitlines())
+            parts.append(stub_solution(source_of(cell), "x") if is_solution(cell)
+                         else source_of(cell))
     if snippets and Path(snippets).is_dir():
-        for header in Path(snippets).glob("*.h"):
-            public.update(ln.strip() for ln in declarations_only(header.read_text()).splitlines())
-    return public
+        parts += [declarations_only(h.read_text()) for h in sorted(Path(snippets).glob("*.h"))]
+    return "\n".join(parts)
 
 
-def secret_lines(source_dir: Path, snippets: Path | None, min_chars: int = 12) -> set[str]:
+def nontrivial(line: str, min_chars: int = 12) -> bool:
+    """A line that says something: long enough, an operator or call, not a comment or opener."""
+    return (len(line) >= min_chars and not line.startswith(("//", "#"))
+            and re.search(r"[=+\-*/<>\[(]", line) is not None
+            and not line.endswith(("(", "[", "{", ":")))
+
+
+def secret_lines(source_dir: Path, snippets: Path | None) -> set[str]:
     """Every non-trivial solution line: from solution cells and from reference kernel bodies."""
     lines = []
     for path in source_notebooks(source_dir):
@@ -376,9 +382,8 @@ def secret_lines(source_dir: Path, snippets: Path | None, min_chars: int = 12) -
                 lines += solution_lines(source_of(cell))
     if snippets and Path(snippets).is_dir():
         lines += kernel_body_lines(Path(snippets))
-    public = public_lines(source_dir, snippets)
-    return {ln for ln in lines if len(ln) >= min_chars and ln not in public
-            and not ln.startswith(("//", "#")) and re.search(r"[=+\-*/<>\[(]", ln)}
+    public = public_text(source_dir, snippets)
+    return {ln for ln in lines if nontrivial(ln) and ln not in public}
 
 
 def scan_release(out: Path, secrets: set[str]) -> list[tuple[str, str]]:
@@ -532,6 +537,46 @@ def splice(source_nb, student_nb, exercises: list[Exercise]) -> Spliced:
         cells.append(cell)
     nb["cells"] = cells
     return Spliced(nb, tests, solutions, notes)
+
+
+def splice_variants(source_nb, exercises: list[Exercise], variants: dict) -> Spliced:
+    """Many wrong answers in one run: `variants[ex_id]` = [(label, solution source), ...].
+
+    The stub replaces the solution; right after the exercise's test cell each variant's
+    solution cell runs, then the guard and the test cell again. Results are keyed
+    "<exercise>::stub" and "<exercise>::<label>". Exercises are leaves, so one exercise's
+    variants cannot change another's verdict. For validating exercises (tests/test_exercises.py).
+    """
+    import copy
+
+    base = splice(source_nb, None, exercises)
+    cells, tests, solutions = [], {}, {}
+    by_test = {i: ex for ex, i in base.tests.items()}
+    sol_cells = {i: ex for ex, idx in base.solutions.items() for i in idx}
+    for index, cell in enumerate(base.nb["cells"]):
+        if index in sol_cells:
+            cell["source"] = stub_solution(source_of(cell), sol_cells[index])
+            solutions.setdefault(f"{sol_cells[index]}::stub", []).append(len(cells))
+        cells.append(cell)
+        ex = by_test.get(index)
+        if ex is None:
+            continue
+        tests[f"{ex}::stub"] = len(cells) - 1
+        for label, text in variants.get(ex, []):
+            solutions[f"{ex}::{label}"] = [len(cells)]
+            cells.append(_code_cell(text, "variant"))
+            cells.append(_code_cell(GUARD, "guard"))
+            tests[f"{ex}::{label}"] = len(cells)
+            cells.append(copy.deepcopy(cell))
+    base.nb["cells"] = cells
+    return Spliced(base.nb, tests, solutions, [])
+
+
+def variant_view(run: dict, exercise: str, label: str) -> dict:
+    """The part of a `splice_variants` run that `verdict` needs for one variant."""
+    key = f"{exercise}::{label}"
+    return {"tests": {exercise: run["tests"][key]},
+            "solutions": {exercise: run["solutions"].get(key, [])}}
 
 
 # ---------------------------------------------------------------------------------------------

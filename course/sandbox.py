@@ -320,57 +320,68 @@ async def _run_cell(client, cell, idx: int, timeout: int) -> CellResult:
 
 
 async def _responsive(client) -> bool:
-    """After a timeout: does the interrupted kernel answer a trivial cell within 10 s?"""
+    """After a timeout: does the interrupted kernel answer a trivial cell within 5 s?"""
     from nbformat.v4 import new_code_cell
 
     probe = new_code_cell("pass")
     client.nb.cells.append(probe)
     try:
-        result = await _run_cell(client, probe, len(client.nb.cells) - 1, 10)
+        result = await _run_cell(client, probe, len(client.nb.cells) - 1, 5)
     finally:
         client.nb.cells.pop()
     return result.status == "ok"
 
 
-async def _execute(nb, km, limits: Limits, env: dict, cwd: str) -> dict[int, CellResult]:
+def _new_client(nb, km, limits: Limits):
     client = _client_class()(nb, km=km, timeout=limits.cell_timeout, allow_errors=True,
-                             startup_timeout=120, iopub_timeout=10, shell_timeout_interval=1,
+                             startup_timeout=120, iopub_timeout=3, shell_timeout_interval=1,
                              record_timing=False, interrupt_on_timeout=True,
                              error_on_timeout={"ename": "CellTimeoutError", "evalue": "timeout",
                                                "traceback": []})
     client.caps = (limits.cell_output, limits.records_output)
     client.used, client.cut = {}, set()
+    return client
+
+
+async def _run_cells(client, km, limits: Limits) -> dict[int, CellResult]:
+    """Every code cell in order; after a crash or a stuck kernel the rest are marked not run."""
     results: dict[int, CellResult] = {}
     deadline = time.monotonic() + limits.notebook_timeout
     stop = ""
+    for idx, cell in enumerate(list(client.nb.cells)):
+        if cell.cell_type != "code":
+            continue
+        left = int(deadline - time.monotonic())
+        if not stop and left < 1:
+            stop = "limit"
+        if stop:
+            results[idx] = CellResult("dead" if stop == "dead" else "timeout",
+                                      evalue="not run: " + results_reason(stop))
+            continue
+        result = await _run_cell(client, cell, idx, min(limits.cell_timeout, left))
+        if result.status == "dead":
+            stop = "dead"
+        elif result.status == "timeout" and not await _responsive(client):
+            stop = "timeout"
+            await km.shutdown_kernel(now=True)  # stuck: no point waiting for it
+        result.outputs = list(cell.get("outputs", []))
+        result.truncated = idx in client.cut
+        results[idx] = result
+    return results
+
+
+async def _execute(nb, km, limits: Limits, env: dict, cwd: str) -> dict[int, CellResult]:
+    client = _new_client(nb, km, limits)
     try:
         async with client.async_setup_kernel(env=env, cwd=cwd, cleanup_kc=True):
-            for idx, cell in enumerate(list(nb.cells)):
-                if cell.cell_type != "code":
-                    continue
-                if stop:
-                    results[idx] = CellResult(stop, evalue="not run: " + results_reason(stop))
-                    continue
-                left = int(deadline - time.monotonic())
-                if left < 1:
-                    stop = "timeout"
-                    results[idx] = CellResult(stop, evalue="not run: notebook time limit reached")
-                    continue
-                result = await _run_cell(client, cell, idx, min(limits.cell_timeout, left))
-                if result.status == "dead":
-                    stop = "dead"
-                elif result.status == "timeout" and not await _responsive(client):
-                    stop = "timeout"
-                result.outputs = list(cell.get("outputs", []))
-                result.truncated = idx in client.cut
-                results[idx] = result
+            return await _run_cells(client, km, limits)
     finally:
         atexit.unregister(client._cleanup_kernel)
-    return results
 
 
 def results_reason(stop: str) -> str:
     return {"timeout": "the kernel was stopped after a timeout",
+            "limit": "the notebook's time limit was reached",
             "dead": "the kernel died in an earlier cell"}[stop]
 
 
