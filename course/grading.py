@@ -736,10 +736,16 @@ def run_spliced(spliced: Spliced, limits: sandbox.Limits, isolation: sandbox.Iso
     }
 
 
+def passthrough_env() -> dict[str, str]:
+    """The grader's settings the kernel needs (where the ONNX Runtime headers are)."""
+    return {k: os.environ[k] for k in ("ORT_INCLUDE_DIR", "CONDA_PREFIX") if k in os.environ}
+
+
 def reference_run(source_nb, exercises: list[Exercise], notebook: str,
                   limits: sandbox.Limits) -> dict:
     """Run the trusted source notebook (no sandbox: it needs the real sources) and check it."""
-    run = run_spliced(splice(source_nb, None, exercises), limits, sandbox.Isolation(enabled=False))
+    run = run_spliced(splice(source_nb, None, exercises), limits, sandbox.Isolation(enabled=False),
+                      passthrough_env())
     for ex in exercises:
         test = run["tests"][ex.id]
         if test["status"] != "ok" or not test["records"]:
@@ -890,7 +896,22 @@ def grading_isolation(stage: Path, hide: list[Path]) -> sandbox.Isolation:
     binds = {package: stage / "course"}
     if (stage / "cpp_snippets").is_dir():
         binds[snippets] = stage / "cpp_snippets"
+    headers = ort_headers_root()
+    if headers is not None and any(h == headers or h in headers.parents for h in hidden):
+        binds[headers] = headers  # ONNX Runtime's C++ headers (course setup-ort) stay visible
     return sandbox.Isolation(hide=hidden, binds=binds)
+
+
+def ort_headers_root() -> Path | None:
+    """Where `course setup-ort` (or ORT_INCLUDE_DIR) put the ONNX Runtime C++ headers."""
+    from course import cpp
+
+    found = cpp.find_ort_headers()
+    if found is None:
+        return None
+    cache = Path(cpp.ORT_CACHE).resolve()
+    found = Path(found).resolve()
+    return cache if cache in found.parents else found
 
 
 @dataclass
@@ -932,7 +953,7 @@ def _student_run(batch: Batch, student: str, notebook: str, raw: bytes, nb) -> d
     if cached is not None and cached.get("key") == key:
         return cached["run"]
     spliced = splice(batch.sources[notebook], nb, batch.exercises[notebook])
-    run = run_spliced(spliced, batch.limits, batch.isolation)
+    run = run_spliced(spliced, batch.limits, batch.isolation, passthrough_env())
     write_atomic(path, json.dumps({"key": key, "run": run}))
     return run
 
@@ -1241,3 +1262,35 @@ def grade_main(argv: list[str]) -> int:
         return 2
     print(f"graded {len(student_totals(rows))} students: {Path(args.out) / 'grades.csv'}")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# nbgrader interop
+
+
+NBGRADER_CPP_STUB = '// YOUR CODE HERE\nthrow std::logic_error("not implemented");'
+
+
+def nbgrader_preprocessors() -> list:
+    """nbgrader's generate_assignment preprocessors, with a C++ stub for `%%cpp` solution cells.
+
+    In nbgrader_config.py: `c.GenerateAssignment.preprocessors = nbgrader_preprocessors()`.
+    """
+    from nbgrader.converters.generate_assignment import GenerateAssignment
+    from nbgrader.preprocessors import ClearSolutions
+
+    class ClearSolutionsCpp(ClearSolutions):
+        """ClearSolutions that stubs `%%cpp` cells in C++ instead of the notebook's language."""
+
+        def preprocess_cell(self, cell, resources, cell_index):
+            if not is_cpp_cell(source_of(cell)):
+                return super().preprocess_cell(cell, resources, cell_index)
+            stubs, language = dict(self.code_stub), resources["language"]
+            self.code_stub, resources["language"] = {**stubs, "cpp": NBGRADER_CPP_STUB}, "cpp"
+            try:
+                return super().preprocess_cell(cell, resources, cell_index)
+            finally:
+                self.code_stub, resources["language"] = stubs, language
+
+    default = GenerateAssignment.class_traits()["preprocessors"].default()
+    return [ClearSolutionsCpp if p is ClearSolutions else p for p in default]

@@ -58,6 +58,7 @@ class Isolation:
     hide: list[Path] = field(default_factory=list)
     binds: dict[Path, Path] = field(default_factory=dict)
     expose: list[Path] = field(default_factory=list)  # e.g. a Python under /root (0700)
+    scratch_size: str = "256m"  # each hidden folder becomes an empty tmpfs this large
     enabled: bool | None = None  # None: use namespaces + uid when the OS allows
 
 
@@ -218,9 +219,10 @@ def _mount_script(iso: Isolation, uid: int | None, stage: Path) -> str:
         if top is not None and top not in covered:
             covered.append(top)
             lines.append(f"mount -t tmpfs -o size=64k,mode=0755 course-hidden '{top}'")
-    for path in iso.hide:
+    for path in iso.hide:  # empty, private, small: notebooks may write there (e.g. build/)
         if Path(path).is_dir():
-            lines.append(f"mount -t tmpfs -o size=64k,mode=0755 course-hidden '{path}'")
+            lines.append(f"mount -t tmpfs -o size={iso.scratch_size},mode=0700,uid={uid},"
+                         f"gid={uid} course-hidden '{path}'")
         elif Path(path).exists():
             lines.append(f"mount --bind /dev/null '{path}'")
     targets = [*iso.expose, *iso.binds]

@@ -9,6 +9,7 @@ the suite costs three notebook runs per lesson: reference, solution, wrong answe
 """
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -80,17 +81,12 @@ def validated(tmp_path_factory):
     for notebook in EXERCISES:
         nbformat.write(solution_submission(notebook), subs / notebook)
     started = time.monotonic()
-    batch = grading.prepare_batch(root / "subs", root / "out", course.NOTEBOOKS)
-    refs = {nb: grading._reference(batch, nb) for nb in EXERCISES}
-    reference_seconds = time.monotonic() - started
-    started = time.monotonic()
     rows = grading.grade(root / "subs", root / "out", course.NOTEBOOKS, jobs=JOBS,
                          log=lambda *a: None)
-    solution_seconds = time.monotonic() - started
-    print(f"\nreference runs {reference_seconds:.0f} s; full-course submission graded in "
-          f"{solution_seconds:.0f} s with -j {JOBS}")
-    from concurrent.futures import ThreadPoolExecutor
-
+    print(f"\nreference runs + a full-course submission graded in "
+          f"{time.monotonic() - started:.0f} s with -j {JOBS}")
+    batch = grading.prepare_batch(root / "subs", root / "out", course.NOTEBOOKS)
+    refs = {nb: grading._reference(batch, nb) for nb in EXERCISES}  # cached by grade()
     with ThreadPoolExecutor(JOBS) as pool:
         runs = dict(zip(EXERCISES, pool.map(lambda nb: variants_run(batch, nb), EXERCISES)))
     return {"rows": {r["exercise"]: r for r in rows}, "runs": runs, "refs": refs}

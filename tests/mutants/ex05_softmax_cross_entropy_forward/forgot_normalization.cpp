@@ -1,5 +1,6 @@
 %%cpp my_ce
 // learner bug: forgot to divide by the sum, so probs are unnormalized exponentials
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 

@@ -1,5 +1,6 @@
 %%cpp my_ce
 // learner bug: loss = -log(prob) after the max shift; a probability that rounds to 0 gives inf
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 

@@ -1,5 +1,6 @@
 %%cpp my_ce
 // learner bug: naive softmax without subtracting the row maximum (exp overflows to inf, NaN)
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 

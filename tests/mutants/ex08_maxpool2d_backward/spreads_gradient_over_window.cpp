@@ -1,5 +1,5 @@
 %%cpp my_pool
-// learner bug: spreads dout evenly over the window (average-pool backward) instead of routing it to the max
+// learner bug: spreads dout over the whole window (average-pool backward), not to the max
 #include <stdexcept>
 
 // forward: out[b,c,i,j] = max over the K x K window of inp at (i*stride, j*stride)
