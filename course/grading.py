@@ -962,8 +962,8 @@ def _rows(batch: Batch, folder: Folder, runs: dict, refs: dict) -> tuple[list, l
     rows, notes = [], []
     for notebook, exercises in batch.exercises.items():
         run = runs.get(notebook)
-        hidden = [ln for ex in exercises
-                  for ln in hidden_lines(source_of(batch.sources[notebook]["cells"][ex.test_index]))]
+        cells = batch.sources[notebook]["cells"]
+        hidden = [ln for ex in exercises for ln in hidden_lines(source_of(cells[ex.test_index]))]
         if run is not None:
             notes += [f"{notebook}: {n}" for n in run["notes"]]
         for ex in exercises:

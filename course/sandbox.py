@@ -139,19 +139,22 @@ def pids_of_uid(uid: int) -> list[int]:
     return found
 
 
-def kill_uid(uid: int, rounds: int = 50) -> None:
-    """SIGKILL every process of the sandbox uid until none is left (forks race the first pass)."""
+def kill_uid(uid: int, rounds: int = 100) -> list[int]:
+    """SIGKILL every process of the sandbox uid until none is left (forks race the first pass).
+
+    Returns the pids still alive after all rounds (a process stuck in the kernel); never raises.
+    """
     for _ in range(rounds):
         pids = pids_of_uid(uid)
         if not pids:
-            return
+            return []
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         time.sleep(0.05)
-    raise RuntimeError(f"processes of sandbox uid {uid} survive SIGKILL: {pids_of_uid(uid)}")
+    return pids_of_uid(uid)
 
 
 def kernel_env(workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

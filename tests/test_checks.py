@@ -386,6 +386,16 @@ void relu_backward(float* dinp, const float* dout, const float* inp, int N) {
         checks.check_relu_backward(wrong.relu_backward)
 
 
+def test_relu_backward_gated_on_dout_fails():
+    # Caught only if dout and inp have independent signs: the check draws them from two streams.
+    wrong = compile_cpp("""
+void relu_backward(float* dinp, const float* dout, const float* inp, int N) {
+    for (int i = 0; i < N; i++) if (dout[i] > 0) dinp[i] += dout[i];   // masks on the wrong one
+}""")
+    with pytest.raises(ExerciseFailure, match=r"relu_backward: dinp"):
+        checks.check_relu_backward(wrong.relu_backward)
+
+
 def test_tanh_backward_using_input_fails():
     wrong = compile_cpp("""
 #include <cmath>

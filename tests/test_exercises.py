@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 import course
-from course import grading, sandbox
+from course import grading
 
 MUTANTS = Path(__file__).parent / "mutants"
 JOBS = int(os.environ.get("COURSE_TEST_JOBS", "2"))

@@ -5,7 +5,6 @@ real sandboxed kernels: a correct one, a stub, and one student per attack in att
 """
 import csv
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -252,7 +251,9 @@ def cell_attacks(subs):
                      if grading.nbgrader_meta(c).get("grade_id") != "fx01_scale"]
     duplicated = with_solution(PY_NB, "fx01_scale_solution", wrong)
     test = cell_by_id(duplicated, "fx01_scale")
-    duplicated.cells.insert(duplicated.cells.index(test), nbformat.from_dict(dict(test)))
+    copy = nbformat.from_dict(json.loads(json.dumps(test)))
+    copy["id"] = "duplicated-test-cell"
+    duplicated.cells.insert(duplicated.cells.index(test), copy)
     markdown = with_solution(PY_NB, "fx01_scale_solution", wrong)
     cell = cell_by_id(markdown, "fx01_scale")
     markdown.cells[markdown.cells.index(cell)] = nbformat.v4.new_markdown_cell(
