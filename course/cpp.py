@@ -990,3 +990,24 @@ if __name__ == "__main__":
         sys.exit(setup_ort(sys.argv[2:]))
     print("usage: python -m course.cpp setup-ort [--mirror URL] [--force]", file=sys.stderr)
     sys.exit(2)
+
+
+def show_source(header: str, start: str) -> None:
+    """Display the C++ function of cpp_snippets/<header> whose first line holds `start`.
+
+    In a student release the kernels ship compiled and the header holds declarations only: then
+    the declaration is shown, with a note saying so.
+    """
+    from IPython.display import Markdown, display
+
+    lines = (SNIPPETS / header).read_text().splitlines()
+    i = next(n for n, line in enumerate(lines) if start in line)
+    j = next(n for n, line in enumerate(lines[i:], i) if line.endswith(("{", ");")))
+    note = ""
+    if lines[j].endswith(");"):
+        note = ("\n\n(This copy of the course ships the reference kernels compiled; the "
+                "declaration above is what is included.)")
+    else:
+        j = next(n for n, line in enumerate(lines[j:], j) if line == "}")
+    body = "\n".join(lines[i:j + 1])
+    display(Markdown(f"`cpp_snippets/{header}`\n```cpp\n{body}\n```{note}"))

@@ -348,9 +348,8 @@ def _new_client(nb, km, limits: Limits):
     return client
 
 
-async def _run_cells(client, km, limits: Limits) -> dict[int, CellResult]:
+async def _run_cells(client, km, limits: Limits, results: dict) -> dict[int, CellResult]:
     """Every code cell in order; after a crash or a stuck kernel the rest are marked not run."""
-    results: dict[int, CellResult] = {}
     deadline = time.monotonic() + limits.notebook_timeout
     stop = ""
     for idx, cell in enumerate(list(client.nb.cells)):
@@ -375,11 +374,12 @@ async def _run_cells(client, km, limits: Limits) -> dict[int, CellResult]:
     return results
 
 
-async def _execute(nb, km, limits: Limits, env: dict, cwd: str) -> dict[int, CellResult]:
+async def _execute(nb, km, limits: Limits, env: dict, cwd: str, log, results: dict) -> dict:
     client = _new_client(nb, km, limits)
     try:
-        async with client.async_setup_kernel(env=env, cwd=cwd, cleanup_kc=True):
-            return await _run_cells(client, km, limits)
+        async with client.async_setup_kernel(env=env, cwd=cwd, cleanup_kc=True,
+                                             stdout=log, stderr=log):
+            return await _run_cells(client, km, limits, results)
     finally:
         atexit.unregister(client._cleanup_kernel)
 
@@ -422,14 +422,31 @@ def run_notebook(nb, *, limits: Limits | None = None, isolation: Isolation | Non
         isolation.expose = needs_expose()
     km.wrapper = wrapper_cmd(isolation, limits, uid, work.parent / "expose")
     km.sandbox_uid = uid
+    results: dict[int, CellResult] = {}
+    log_path = work.parent / "kernel.log"  # the kernel's own stdout/stderr, not the grader's
     try:
-        return asyncio.run(_execute(nb, km, limits, kernel_env(work, env), cwd or str(work)))
-    except Exception as exc:  # noqa: BLE001 - startup failure, reported per cell
-        reason = f"{type(exc).__name__}: {exc}"[:500]
-        return {i: CellResult("dead", "KernelStartFailed", reason)
-                for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+        with open(log_path, "wb") as log:
+            return asyncio.run(_execute(nb, km, limits, kernel_env(work, env), cwd or str(work),
+                                        log, results))
+    except Exception as exc:  # noqa: BLE001 - reported per cell, never raised
+        return _failed_run(nb, results, exc, log_path)
     finally:
         _cleanup(km, lease, work.parent)
+
+
+def _failed_run(nb, results: dict, exc: Exception, log_path: Path) -> dict[int, CellResult]:
+    """No cell ran: the kernel did not start (KernelStartFailed, the grader's problem).
+    Some cells ran: the rest are "dead" (the submission broke the kernel's channels)."""
+    if not results:
+        tail = log_path.read_bytes()[-600:].decode(errors="replace") if log_path.exists() else ""
+        reason = f"{type(exc).__name__}: {exc} {tail}".strip()[:1000]
+        return {i: CellResult("dead", "KernelStartFailed", reason)
+                for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and i not in results:
+            results[i] = CellResult("dead", "DeadKernelError", f"the kernel stopped answering "
+                                    f"({type(exc).__name__})")
+    return results
 
 
 def _cleanup(km, lease: UidLease | None, base: Path) -> None:
