@@ -985,12 +985,12 @@ def _rows(batch: Batch, folder: Folder, runs: dict, refs: dict) -> tuple[list, l
 def prepare_batch(submissions, out, source_dir=None, limits=None, isolate=None) -> Batch:
     import course
 
-    submissions, out = Path(submissions), Path(out)
+    submissions, out = Path(submissions).resolve(), Path(out).resolve()
     if not submissions.is_dir():
         raise GradingError(f"{submissions} is not a folder; expected SUBMISSIONS/<student>/"
                            "<notebook>.ipynb")
     out.mkdir(parents=True, exist_ok=True)
-    batch = Batch(submissions, out, Path(source_dir or course.NOTEBOOKS),
+    batch = Batch(submissions, out, Path(source_dir or course.NOTEBOOKS).resolve(),
                   limits or sandbox.Limits())
     for path in source_notebooks(batch.source_dir):
         batch.sources[path.name] = read_notebook(path)
@@ -1092,8 +1092,10 @@ def summary_md(rows: list[dict], isolation: str) -> str:
                      f"{text} |")
     totals = student_totals(rows)
     if totals:
+        import statistics
+
         values = sorted(totals.values())
-        lines += ["", f"Total scores: min {values[0]:g}, median {values[len(values) // 2]:g}, "
+        lines += ["", f"Total scores: min {values[0]:g}, median {statistics.median(values):g}, "
                   f"max {values[-1]:g} (see scores.png)", ""]
     return "\n".join(lines)
 

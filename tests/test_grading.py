@@ -429,9 +429,9 @@ def test_fresh_run_gives_identical_grades(batch, tmp_path):
 def test_grade_command_line(tmp_path):
     subs = tmp_path / "subs"
     write_nb(subs / "ann" / PY_NB, correct(PY_NB))
-    cmd = [sys.executable, "-m", "course", "grade", str(subs), "--out", str(tmp_path / "out"),
+    cmd = [sys.executable, "-m", "course", "grade", "subs", "--out", "out",  # relative paths
            "--source", str(SOURCE), "-j", "2", "--cell-timeout", "30"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     grades = (tmp_path / "out" / "grades.csv").read_text()
     assert "ann,01_python.ipynb,fx01_scale,2,2,passed," in grades

@@ -158,3 +158,10 @@ def test_paths_with_quotes_are_refused():
     iso = sandbox.Isolation(hide=[Path("/tmp/it's")])
     with pytest.raises(ValueError, match="contains a quote"):
         sandbox.wrapper_cmd(iso, LIMITS, 61000, Path("/tmp/stage"))
+
+
+def test_kernel_stderr_does_not_reach_the_grader(capfd):
+    (r,) = run("import os\nos.write(1, b'KERNEL-FD-OUT\\n')\nos.write(2, b'KERNEL-FD-ERR\\n')")
+    assert r.status == "ok"
+    captured = capfd.readouterr()
+    assert "KERNEL-FD" not in captured.out + captured.err
