@@ -16,7 +16,8 @@ import numpy as np
 
 RECORD_MIME = "application/vnd.course.record+json"
 NOT_IMPLEMENTED_HINT = (
-    "write your solution between the BEGIN SOLUTION / END SOLUTION markers, then re-run that cell"
+    "replace the stub line (raise NotImplementedError / throw std::logic_error) in the "
+    "exercise's solution cell with your code, then re-run that cell and this one"
 )
 
 

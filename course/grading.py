@@ -304,7 +304,8 @@ def kernel_body_lines(snippets: Path) -> list[str]:
 # Release
 
 
-SHIPPED_FILES = ("pyproject.toml", "README.md", "environment.yml", "LICENSE")
+SHIPPED_FILES = ("pyproject.toml", "environment.yml", "LICENSE")
+STUDENT_FILES = ("README.md", "Makefile")  # from docs/student/: the student's own entry points
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -335,6 +336,9 @@ def release_support(out: Path, repo: Path, snippets: Path | None = None) -> None
     for name in SHIPPED_FILES:
         if (repo / name).is_file():
             shutil.copy2(repo / name, out / name)
+    for name in STUDENT_FILES:
+        if (repo / "docs" / "student" / name).is_file():
+            shutil.copy2(repo / "docs" / "student" / name, out / name)
 
 
 def release(out, source_dir=None, repo=None, snippets=None) -> list[Path]:

@@ -236,6 +236,12 @@ def torch_inputs(model: nn.Module, x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
+def torch_logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """The model's logits on flat digits (or images), as numpy, without building a graph."""
+    with torch.no_grad():
+        return model(torch_inputs(model, x)).numpy()
+
+
 def keras_inputs(model, x: np.ndarray) -> np.ndarray:
     """Flat digits as the array `model` takes: NHWC images if its input is 4-D."""
     if len(model.inputs[0].shape) == 4 and np.ndim(x) == 2:

@@ -5,11 +5,6 @@ import pytest
 from course import data
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return data.load_digits()
-
-
 def test_split_shapes_dtypes_and_scale(digits):
     assert digits.x_train.shape == (1437, 64) and digits.x_test.shape == (360, 64)
     assert digits.x_train.dtype == np.float32 and digits.y_train.dtype == np.int64

@@ -34,11 +34,6 @@ def rel(a, b) -> float:
 
 # ---------------------------------------------------------------- models and exports
 
-@pytest.fixture(scope="module")
-def digits():
-    return data.load_digits()
-
-
 def torch_cnn_other():
     torch.manual_seed(5)
     return nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.Tanh(), nn.MaxPool2d(2),

@@ -7,16 +7,6 @@ import torch
 from course import data, export, models, onnx_io, runtime
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return data.load_digits()
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return models._tf()[1]
-
-
 def io_spec(path):
     model = onnx.load(str(path))
     dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]  # noqa

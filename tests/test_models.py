@@ -8,21 +8,6 @@ from course import data, models
 MLPS = [((64,), "relu"), ((32, 16), "tanh"), ((100,), "sigmoid")]
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return data.load_digits()
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return models._tf()[1]
-
-
-def torch_logits(model, x):
-    with torch.no_grad():
-        return model(models.torch_inputs(model, x)).numpy()
-
-
 def keras_logits(model, x):
     return np.asarray(model(models.keras_inputs(model, x), training=False))
 
@@ -76,7 +61,7 @@ def test_mlp_copy_both_ways_gives_same_logits(keras, digits, hidden, activation)
     t_model = models.torch_mlp(hidden, activation, seed=3)
     k_model = models.copy_torch_to_keras(t_model, models.keras_mlp(hidden, activation, seed=4))
     x = digits.x_test
-    assert np.abs(torch_logits(t_model, x) - keras_logits(k_model, x)).max() <= 1e-5
+    assert np.abs(models.torch_logits(t_model, x) - keras_logits(k_model, x)).max() <= 1e-5
     back = models.copy_keras_to_torch(k_model, models.torch_mlp(hidden, activation, seed=5))
     assert all(torch.equal(p, q) for p, q in zip(t_model.parameters(), back.parameters()))
 
@@ -86,11 +71,11 @@ def test_cnn_copy_handles_layouts_and_flatten_order(keras, digits, channels):
     t_model = models.torch_cnn(seed=3, channels=channels)
     k_model = models.copy_torch_to_keras(t_model, models.keras_cnn(seed=4, channels=channels))
     x = digits.x_test
-    t_out, k_out = torch_logits(t_model, x), keras_logits(k_model, x)
+    t_out, k_out = models.torch_logits(t_model, x), keras_logits(k_model, x)
     assert np.abs(t_out - k_out).max() <= 1e-5 and np.abs(t_out).max() > 0.05
     k2 = models.keras_cnn(seed=6, channels=channels)
     t2 = models.copy_keras_to_torch(k2, models.torch_cnn(seed=7, channels=channels))
-    assert np.abs(torch_logits(t2, x) - keras_logits(k2, x)).max() <= 1e-5
+    assert np.abs(models.torch_logits(t2, x) - keras_logits(k2, x)).max() <= 1e-5
 
 
 def test_copy_rejects_mismatched_models(keras):
@@ -126,7 +111,7 @@ def test_train_torch_cnn_reaches_96_percent(digits):
     model = models.torch_cnn()
     history = models.train_torch(model, digits, num_epochs=20, lr=3e-3, progress=False)
     assert history["test_acc"][-1] >= 0.96
-    assert models.accuracy(torch_logits(model, digits.x_test), digits.y_test) \
+    assert models.accuracy(models.torch_logits(model, digits.x_test), digits.y_test) \
         == history["test_acc"][-1]
 
 

@@ -46,6 +46,9 @@ def test_release_has_stubs_no_hidden_tests_no_outputs(fixture_release):
 def test_support_files_ship(fixture_release):
     assert (fixture_release / "course" / "checks.py").is_file()
     assert (fixture_release / "pyproject.toml").is_file()
+    # The student's own entry points, not the instructor's README (which talks of make test).
+    assert "make check NB=" in (fixture_release / "README.md").read_text()
+    assert "lab:" in (fixture_release / "Makefile").read_text()
     assert (fixture_release / "cpp_snippets" / "lib" / cpp.KERNELS_LIB).is_file()
     dense = (fixture_release / "cpp_snippets" / "dense.h").read_text()
     assert "COURSE_KERNEL void dense_backward(" in dense

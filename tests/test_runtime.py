@@ -19,21 +19,6 @@ TOL = 1e-5
 MLPS = [((48,), "relu"), ((32, 16), "tanh"), ((100,), "sigmoid"), ((24, 24, 24), "relu")]
 
 
-@pytest.fixture(scope="module")
-def digits():
-    return data.load_digits()
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return models._tf()[1]
-
-
-def torch_logits(model, x):
-    with torch.no_grad():
-        return model(models.torch_inputs(model, x)).numpy()
-
-
 def torch_cases():
     cases = [pytest.param(lambda h=h, a=a: models.torch_mlp(h, a, seed=2), id=f"mlp{h}-{a}")
              for h, a in MLPS]
@@ -52,7 +37,7 @@ def test_torch_ort_parity(tmp_path, digits, make, trained, dynamo):
     path = export.torch_to_onnx(model, tmp_path / "m.onnx", models.torch_inputs(model, x[:2]),
                                 dynamo=dynamo)
     figures = runtime.parity(runtime.ort_run(path, models.torch_inputs(model, x)),
-                             torch_logits(model, x))
+                             models.torch_logits(model, x))
     assert figures["max_abs"] <= TOL and figures["argmax_agree"] == 1.0
 
 
@@ -184,7 +169,7 @@ def test_torch_ort_parity_fully_trained_cnn(tmp_path, digits, dynamo):
     assert history["test_acc"][-1] >= 0.96
     x = models.torch_inputs(model, digits.x_test)
     path = export.torch_to_onnx(model, tmp_path / "cnn.onnx", x[:2], dynamo=dynamo)
-    want = torch_logits(model, digits.x_test)
+    want = models.torch_logits(model, digits.x_test)
     figures = runtime.parity(runtime.ort_run(path, x), want)
     assert np.abs(want).max() > 10
     assert figures["max_abs"] <= TOL and figures["max_rel"] <= 1e-6
