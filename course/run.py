@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,17 +40,26 @@ def headline_of(nb) -> str:
 def execute(path: Path, out_dir: Path, timeout: int) -> Result:
     """Run one notebook in a fresh kernel; write the executed copy and its HTML into out_dir."""
     import nbformat
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    # Local IPC sockets: a kernel on this machine needs no TCP port (and warns when given one).
+    sockets = Path(tempfile.mkdtemp(prefix="course-run-"))
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(sockets / "kernel"))
+    client = NotebookClient(nb, km=km, timeout=timeout,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     status = "ok"
     try:
-        client.execute()
+        try:
+            client.execute()
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
+            shutil.rmtree(sockets, ignore_errors=True)
     except CellTimeoutError:
         status = "timeout"
     except CellExecutionError as err:
