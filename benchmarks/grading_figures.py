@@ -11,7 +11,7 @@ Releases the course to a temp folder, then builds SUBMISSIONS with three student
      student notebook runs again; grades.csv must be byte-identical to the cold run's.
 Afterwards no process may be left to a sandbox uid (61000-61063) that no grader holds.
 Must run as root (full sandbox). Run: .venv/bin/python benchmarks/grading_figures.py
-(about 15 minutes on 2 cores).
+(about 6 minutes on an idle 2-core machine).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ test split (360 rows). Compared: torch vs ONNX Runtime (Python) for both torch e
 trained in Keras; ORT's C++ API (cppyy) vs ORT Python on every exported file.
 Targets (max abs): torch/Keras vs ORT <= 1e-5, ORT C++ vs ORT Python <= 1e-6. Single-threaded.
 Needs the ONNX Runtime C++ headers (`.venv/bin/python -m course setup-ort`).
-Run: .venv/bin/python benchmarks/parity_figures.py  (about a minute)
+Run: .venv/bin/python benchmarks/parity_figures.py  (about 20 seconds)
 """
 from __future__ import annotations
 
