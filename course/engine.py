@@ -609,6 +609,15 @@ def torch_trajectory(torch_model, x, y, steps: int, batch_size: int = 32, optimi
     return np.array(losses)
 
 
+def keras_adamw_epsilon(eps: float, beta2: float, t: int) -> float:
+    """The epsilon that makes Keras' AdamW step t equal torch's AdamW step t with `eps`.
+
+    Keras divides by sqrt(v) + eps' and folds the bias corrections into the step size; torch
+    divides by sqrt(v / (1 - beta2^t)) + eps. Multiplying through: eps' = eps * sqrt(1 - beta2^t).
+    """
+    return eps * (1.0 - beta2 ** t) ** 0.5
+
+
 def keras_trajectory(keras_model, x, y, steps: int, batch_size: int = 32, optimizer: str = "sgd",
                      lr: float = 0.01, momentum: float = 0.0, weight_decay: float = 0.0,
                      betas=(0.9, 0.999), eps: float = 1e-8) -> np.ndarray:
@@ -646,7 +655,7 @@ def keras_trajectory(keras_model, x, y, steps: int, batch_size: int = 32, optimi
         if optimizer == "sgd" and weight_decay:
             grads = [g + weight_decay * v for g, v in zip(grads, variables)]
         if optimizer == "adamw":
-            opt.epsilon = eps * (1.0 - betas[1] ** (step + 1)) ** 0.5  # torch's placement
+            opt.epsilon = keras_adamw_epsilon(eps, betas[1], step + 1)
         opt.apply_gradients(zip(grads, variables))
         losses.append(float(loss))
     return np.array(losses)

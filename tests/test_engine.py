@@ -429,3 +429,34 @@ def test_cpp_only_training_reaches_the_headline_accuracy(tmp_path, digits, kind,
     model.fit(to_input(digits.x_train), digits.y_train, epochs=30, progress=False, **settings)
     logits = runtime.ort_run(model.save_onnx(tmp_path / "trained.onnx"), to_input(digits.x_test))
     assert np.mean(logits.argmax(1) == digits.y_test) >= target
+
+
+def test_keras_adamw_with_torch_epsilon_is_torch_adamw():
+    """Keras' AdamW, given engine.keras_adamw_epsilon per step, takes torch.optim.AdamW's steps;
+    with a constant epsilon it does not (gradients near eps make the placement matter)."""
+    from course.models import _tf
+
+    tf, keras = _tf()
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal(50).astype(np.float32)
+    grads = [(rng.standard_normal(50) * 10.0 ** rng.integers(-12, 0, 50)).astype(np.float32)
+             for _ in range(20)]
+    eps, lr, wd = 1e-8, 1e-2, 0.01
+    param = torch.tensor(w0.copy(), requires_grad=True)
+    opt = torch.optim.AdamW([param], lr=lr, weight_decay=wd, eps=eps)
+    for g in grads:
+        param.grad = torch.tensor(g)
+        opt.step()
+    expected = param.detach().numpy()
+
+    def keras_run(schedule: bool) -> np.ndarray:
+        var = keras.Variable(w0.copy())
+        kopt = keras.optimizers.AdamW(learning_rate=lr, weight_decay=wd, epsilon=eps)
+        for t, g in enumerate(grads, start=1):
+            if schedule:
+                kopt.epsilon = engine.keras_adamw_epsilon(eps, 0.999, t)
+            kopt.apply_gradients([(tf.constant(g), var)])
+        return np.asarray(var)
+
+    assert np.max(np.abs(keras_run(True) - expected)) < 1e-5
+    assert np.max(np.abs(keras_run(False) - expected)) > 1e-3
