@@ -26,7 +26,7 @@ from pathlib import Path
 import nbformat
 
 import course
-from course import grading, sandbox
+from course import exercises, grading, release, sandbox
 
 MUTANT = Path(course.REPO) / "tests" / "mutants" / "ex06_dense_backward" / \
     "forgot_bias_gradient.cpp"
@@ -36,8 +36,8 @@ JOBS = 2
 def solution_notebooks(folder: Path) -> None:
     """The instructor's notebooks, outputs cleared, handed in as a submission."""
     folder.mkdir(parents=True)
-    for path in grading.source_notebooks(course.NOTEBOOKS):
-        nb = grading.read_notebook(path)
+    for path in exercises.source_notebooks(course.NOTEBOOKS):
+        nb = exercises.read_notebook(path)
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
@@ -48,11 +48,11 @@ def splice_mutant(folder: Path, mutant: Path) -> str:
     """Replace the first solution cell of the mutant's exercise; returns the exercise id."""
     exercise = mutant.parent.name
     for path in sorted(folder.glob("*.ipynb")):
-        nb = grading.read_notebook(path)
-        for ex in grading.exercises_of(nb, path.name):
+        nb = exercises.read_notebook(path)
+        for ex in exercises.exercises_of(nb, path.name):
             if ex.id == exercise:
                 cell = next(c for c in nb.cells
-                            if grading.nbgrader_meta(c).get("grade_id") == ex.solution_ids[0])
+                            if exercises.nbgrader_meta(c).get("grade_id") == ex.solution_ids[0])
                 cell.source = mutant.read_text()
                 nbformat.write(nb, path)
                 return exercise
@@ -61,7 +61,7 @@ def splice_mutant(folder: Path, mutant: Path) -> str:
 
 def build_submissions(root: Path, mutant: Path | None) -> tuple[Path, str | None]:
     released = root / "release"
-    grading.release(released)
+    release.release(released)
     subs = root / "subs"
     solution_notebooks(subs / "solution")
     shutil.copytree(released / "notebooks", subs / "stub")
@@ -132,7 +132,7 @@ def main() -> None:
         leftovers, busy = leftover_processes()
 
     students = len({r["student"] for r in rows})
-    print(f"course grade -j {JOBS}, {len(grading.source_notebooks(course.NOTEBOOKS))} notebooks,"
+    print(f"course grade -j {JOBS}, {len(exercises.source_notebooks(course.NOTEBOOKS))} notebooks,"
           f" {len(rows) // students} exercises per student")
     print("\n".join(student_table(rows + one_rows)))
     if exercise:

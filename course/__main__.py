@@ -14,7 +14,7 @@ COMMANDS = {
     "setup-ort": ("course.cpp", "setup_ort", "fetch the ONNX Runtime C++ headers"),
     "run": ("course.run", "main", "execute every notebook into build/ and print a summary"),
     "check": ("course.grading", "check_main", "run a notebook's visible exercise tests"),
-    "release": ("course.grading", "release_main", "write the student version of the course"),
+    "release": ("course.release", "release_main", "write the student version of the course"),
     "grade": ("course.grading", "grade_main", "autograde a folder of submissions"),
 }
 

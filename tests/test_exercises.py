@@ -16,11 +16,11 @@ import nbformat
 import pytest
 
 import course
-from course import grading
+from course import exercises, grading
 
 MUTANTS = Path(__file__).parent / "mutants"
 JOBS = int(os.environ.get("COURSE_TEST_JOBS", "2"))
-EXERCISES = grading.all_exercises(course.NOTEBOOKS)
+EXERCISES = exercises.all_exercises(course.NOTEBOOKS)
 ALL = [ex for exs in EXERCISES.values() for ex in exs]
 BY_ID = {ex.id: ex for ex in ALL}
 
@@ -53,11 +53,11 @@ def test_every_mutant_folder_names_an_exercise():
 def test_mutant_names_its_bug_and_keeps_the_cell_language(exercise, mutant):
     path = next(p for p in mutants_of(exercise) if p.stem == mutant)
     lines = path.read_text().splitlines()
-    source = grading.read_notebook(course.NOTEBOOKS / BY_ID[exercise].notebook)
-    solution = next(c for c in source.cells if grading.is_solution(c)
-                    and grading.nbgrader_meta(c)["grade_id"] in BY_ID[exercise].solution_ids)
-    first = grading.source_of(solution).lstrip().splitlines()[0]
-    if grading.is_cpp_cell(first):
+    source = exercises.read_notebook(course.NOTEBOOKS / BY_ID[exercise].notebook)
+    solution = next(c for c in source.cells if exercises.is_solution(c)
+                    and exercises.nbgrader_meta(c)["grade_id"] in BY_ID[exercise].solution_ids)
+    first = exercises.source_of(solution).lstrip().splitlines()[0]
+    if exercises.is_cpp_cell(first):
         assert path.suffix == ".cpp" and lines[0].strip() == first.strip()
         assert lines[1].lstrip().startswith("//"), "second line: a comment naming the bug"
     else:
@@ -65,7 +65,7 @@ def test_mutant_names_its_bug_and_keeps_the_cell_language(exercise, mutant):
 
 
 def solution_submission(notebook):
-    nb = grading.read_notebook(course.NOTEBOOKS / notebook)
+    nb = exercises.read_notebook(course.NOTEBOOKS / notebook)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

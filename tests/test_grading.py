@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course import grading, sandbox
+from course import exercises, grading, release, sandbox
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading"
 SOURCE = FIXTURES / "source"
@@ -25,15 +25,15 @@ LIMITS = sandbox.Limits(cell_timeout=15, notebook_timeout=120, memory=3 << 30)
 
 
 def source(name=PY_NB):
-    return grading.read_notebook(SOURCE / name)
+    return exercises.read_notebook(SOURCE / name)
 
 
 def released(name=PY_NB):
-    return grading.student_notebook(source(name), name)
+    return exercises.student_notebook(source(name), name)
 
 
 def cell_by_id(nb, grade_id):
-    return next(c for c in nb.cells if grading.nbgrader_meta(c).get("grade_id") == grade_id)
+    return next(c for c in nb.cells if exercises.nbgrader_meta(c).get("grade_id") == grade_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -41,8 +41,8 @@ def cell_by_id(nb, grade_id):
 
 
 def test_exercises_are_discovered_with_points_and_solution_cells():
-    exercises = grading.exercises_of(source(), PY_NB)
-    assert [(e.id, e.points, e.solution_ids) for e in exercises] == [
+    found = exercises.exercises_of(source(), PY_NB)
+    assert [(e.id, e.points, e.solution_ids) for e in found] == [
         ("fx01_scale", 2.0, ["fx01_scale_solution"]), ("fx01_count", 1.0, ["fx01_count_solution"])]
 
 
@@ -50,12 +50,12 @@ def test_duplicate_test_ids_are_an_authoring_error():
     nb = source()
     test = cell_by_id(nb, "fx01_scale")
     nb.cells.append(nbformat.from_dict(json.loads(json.dumps(test))))
-    with pytest.raises(grading.GradingError, match="duplicate grade_id 'fx01_scale'"):
-        grading.exercises_of(nb, PY_NB)
+    with pytest.raises(exercises.GradingError, match="duplicate grade_id 'fx01_scale'"):
+        exercises.exercises_of(nb, PY_NB)
 
 
 def test_python_stub_keeps_indentation_and_names_the_exercise():
-    text = grading.stub_solution(grading.source_of(cell_by_id(source(), "fx01_scale_solution")),
+    text = exercises.stub_solution(exercises.source_of(cell_by_id(source(), "fx01_scale_solution")),
                                  "fx01_scale")
     assert "np.asarray(x, dtype=np.float64) * factor" not in text
     assert '    raise NotImplementedError("fx01_scale: not implemented yet' in text
@@ -63,7 +63,7 @@ def test_python_stub_keeps_indentation_and_names_the_exercise():
 
 
 def test_cpp_stub_throws_logic_error():
-    text = grading.stub_solution(grading.source_of(cell_by_id(source(CPP_NB),
+    text = exercises.stub_solution(exercises.source_of(cell_by_id(source(CPP_NB),
                                                               "fx02_add_one_solution")),
                                  "fx02_add_one")
     assert text.startswith("%%cpp fx")
@@ -72,32 +72,32 @@ def test_cpp_stub_throws_logic_error():
 
 
 def test_unterminated_solution_is_an_error():
-    with pytest.raises(grading.GradingError, match="without END SOLUTION"):
-        grading.stub_solution("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "ex")
+    with pytest.raises(exercises.GradingError, match="without END SOLUTION"):
+        exercises.stub_solution("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "ex")
 
 
 def test_hidden_tests_are_removed():
-    test = grading.source_of(cell_by_id(source(), "fx01_scale"))
-    visible = grading.strip_hidden(test)
+    test = exercises.source_of(cell_by_id(source(), "fx01_scale"))
+    visible = exercises.strip_hidden(test)
     assert "HIDDEN" not in visible and "x_hidden" not in visible
     assert 'checks.close("scale([1, 2, 3], 2)"' in visible
-    assert "x_hidden = rng_hidden.normal(size=(4, 3))" in grading.hidden_lines(test)
+    assert "x_hidden = rng_hidden.normal(size=(4, 3))" in exercises.hidden_lines(test)
 
 
 def test_released_notebook_is_stubbed_locked_and_output_free():
     nb = released()
     test = cell_by_id(nb, "fx01_scale")
     assert test.metadata.nbgrader["locked"] is True
-    assert test.metadata.nbgrader["checksum"] == grading.checksum(test)
+    assert test.metadata.nbgrader["checksum"] == exercises.checksum(test)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
-    assert "NotImplementedError" in grading.source_of(cell_by_id(nb, "fx01_count_solution"))
+    assert "NotImplementedError" in exercises.source_of(cell_by_id(nb, "fx01_count_solution"))
 
 
 def test_checksum_matches_nbgrader():
     utils = pytest.importorskip("nbgrader.utils")
     for cell in released().cells:
-        if grading.nbgrader_meta(cell):
-            assert grading.checksum(cell) == utils.compute_checksum(cell)
+        if exercises.nbgrader_meta(cell):
+            assert exercises.checksum(cell) == utils.compute_checksum(cell)
 
 
 def test_cpp_kernel_bodies_become_declarations():
@@ -105,7 +105,7 @@ def test_cpp_kernel_bodies_become_declarations():
             "    const char* s = \"}{\";  // a brace } in a comment\n"
             "    for (int i = 0; i < N; i++) { out[i] = 0; }\n}\n"
             "COURSE_KERNEL int g(int a);\nint h() { return 1; }\n")
-    out = grading.declarations_only(text)
+    out = release.declarations_only(text)
     assert "COURSE_KERNEL void f(float* out, int N);" in out
     assert "out[i] = 0" not in out and "COURSE_KERNEL int g(int a);" in out
     assert "int h() { return 1; }" in out  # not a kernel: left alone
@@ -187,10 +187,10 @@ def test_splice_takes_only_solution_cells_and_restores_tests():
     test = cell_by_id(student, "fx01_scale")
     test.source = 'checks.close("x", 1, 1)'
     student.cells.append(nbformat.v4.new_code_cell("stolen = 1"))
-    spliced = grading.splice(source(), student, grading.exercises_of(source(), PY_NB))
-    sources = [grading.source_of(c) for c in spliced.nb.cells]
+    spliced = grading.splice(source(), student, exercises.exercises_of(source(), PY_NB))
+    sources = [exercises.source_of(c) for c in spliced.nb.cells]
     assert "stolen = 1" not in sources
-    assert grading.source_of(cell_by_id(source(), "fx01_scale")) in sources  # hidden included
+    assert exercises.source_of(cell_by_id(source(), "fx01_scale")) in sources  # hidden included
     assert any("test cell edited" in n for n in spliced.notes)
     assert spliced.nb.cells[spliced.tests["fx01_scale"] - 1].metadata["course_grader"] == "guard"
 
@@ -213,8 +213,8 @@ def with_solution(name, grade_id, text):
 def correct(name):
     nb = released(name)
     for cell in source(name).cells:
-        if grading.is_solution(cell):
-            cell_by_id(nb, grading.nbgrader_meta(cell)["grade_id"]).source = cell.source
+        if exercises.is_solution(cell):
+            cell_by_id(nb, exercises.nbgrader_meta(cell)["grade_id"]).source = cell.source
     return nb
 
 
@@ -248,7 +248,7 @@ def cell_attacks(subs):
         'checks.close("scale([1, 2, 3], 2)", [2.0, 4.0, 6.0], [2.0, 4.0, 6.0])'
     deleted = with_solution(PY_NB, "fx01_scale_solution", wrong)
     deleted.cells = [c for c in deleted.cells
-                     if grading.nbgrader_meta(c).get("grade_id") != "fx01_scale"]
+                     if exercises.nbgrader_meta(c).get("grade_id") != "fx01_scale"]
     duplicated = with_solution(PY_NB, "fx01_scale_solution", wrong)
     test = cell_by_id(duplicated, "fx01_scale")
     copy = nbformat.from_dict(json.loads(json.dumps(test)))
@@ -260,7 +260,7 @@ def cell_attacks(subs):
         cell.source, metadata=cell.metadata)
     correct_but_deleted = correct(PY_NB)
     correct_but_deleted.cells = [c for c in correct_but_deleted.cells
-                                 if grading.nbgrader_meta(c).get("grade_id") != "fx01_scale"]
+                                 if exercises.nbgrader_meta(c).get("grade_id") != "fx01_scale"]
     for name, nb in [("test_edited", edited), ("test_deleted", deleted),
                      ("test_duplicated", duplicated), ("test_markdown", markdown),
                      ("correct_test_deleted", correct_but_deleted)]:
@@ -376,7 +376,7 @@ def test_malformed_input_is_invalid_with_a_reason(batch):
 def test_every_student_has_every_exercise(batch):
     students = {p.name for p in batch["subs"].iterdir()}
     expected = {(s, nb, ex.id) for s in students
-                for nb, exs in grading.all_exercises(SOURCE).items() for ex in exs}
+                for nb, exs in exercises.all_exercises(SOURCE).items() for ex in exs}
     assert expected <= set(batch["table"])
     assert {r["status"] for r in batch["rows"]} <= set(grading.STATUSES)
 
@@ -402,8 +402,8 @@ def test_reports_are_written(batch):
     summary = (out / "summary.md").read_text()
     assert "| 01_python.ipynb | fx01_scale | 2 |" in summary
     assert (out / "scores.png").read_bytes().startswith(b"\x89PNG")
-    hidden = [ln for p in SOURCE.glob("*.ipynb") for c in grading.read_notebook(p).cells
-              for ln in grading.hidden_lines(grading.source_of(c))]
+    hidden = [ln for p in SOURCE.glob("*.ipynb") for c in exercises.read_notebook(p).cells
+              for ln in exercises.hidden_lines(exercises.source_of(c))]
     for feedback in (out / "feedback").glob("*.md"):
         text = feedback.read_text()
         assert not [ln for ln in hidden if ln in text], feedback.name
@@ -439,5 +439,5 @@ def test_grade_command_line(tmp_path):
 
 
 def test_bad_submissions_path_is_a_clear_error(tmp_path):
-    with pytest.raises(grading.GradingError, match="is not a folder"):
+    with pytest.raises(exercises.GradingError, match="is not a folder"):
         grading.grade(tmp_path / "nope", tmp_path / "out", SOURCE)

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 import course
-from course import grading
+from course import exercises, grading
 
 pytest.importorskip("nbgrader")
 FIXTURES = Path(__file__).parent / "fixtures" / "grading" / "source"
@@ -58,7 +58,7 @@ def test_nbgrader_releases_cpp_stubs_that_compile(course_dir):
     nbgrader(course_dir, "generate_assignment", "fixture", "--force")
     released = course_dir / "release" / "fixture" / "02_cpp.ipynb"
     nb = nbformat.read(released, as_version=4)
-    cell = next(c for c in nb.cells if grading.is_cpp_cell(c.source))
+    cell = next(c for c in nb.cells if exercises.is_cpp_cell(c.source))
     assert 'throw std::logic_error("not implemented");' in cell.source
     assert "raise NotImplementedError" not in cell.source
     rows = grading.check(released, timeout=120, quiet=True)
@@ -74,11 +74,11 @@ def test_autograde_scores_a_submission(course_dir):
     for name in ("01_python.ipynb", "02_cpp.ipynb"):
         nb = nbformat.read(course_dir / "release" / "fixture" / name, as_version=4)
         source = nbformat.read(FIXTURES / name, as_version=4)
-        answers = {grading.nbgrader_meta(c)["grade_id"]: c.source for c in source.cells
-                   if grading.is_solution(c)}
+        answers = {exercises.nbgrader_meta(c)["grade_id"]: c.source for c in source.cells
+                   if exercises.is_solution(c)}
         for cell in nb.cells:
-            if grading.is_solution(cell):
-                cell.source = answers[grading.nbgrader_meta(cell)["grade_id"]]
+            if exercises.is_solution(cell):
+                cell.source = answers[exercises.nbgrader_meta(cell)["grade_id"]]
         nbformat.write(nb, submitted / name)
     (submitted / "timestamp.txt").write_text("2026-01-01 00:00:00.000000 UTC")
     nbgrader(course_dir, "autograde", "fixture", "--force")

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 import course
-from course import cpp, grading
+from course import cpp, exercises, grading, release
 
 FIXTURES = Path(__file__).parent / "fixtures" / "grading" / "source"
 
@@ -18,7 +18,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "grading" / "source"
 @pytest.fixture(scope="module")
 def fixture_release(tmp_path_factory):
     out = tmp_path_factory.mktemp("release")
-    grading.release(out, FIXTURES)
+    release.release(out, FIXTURES)
     return out
 
 
@@ -34,11 +34,11 @@ def test_release_has_stubs_no_hidden_tests_no_outputs(fixture_release):
         assert "HIDDEN" not in text and "_hidden" not in text
         assert "BEGIN SOLUTION" not in text
         for cell in nb.cells:
-            meta = grading.nbgrader_meta(cell)
+            meta = exercises.nbgrader_meta(cell)
             if cell.cell_type == "code":
                 assert cell.outputs == [] and cell.execution_count is None
             if meta.get("grade"):
-                assert meta["locked"] and meta["checksum"] == grading.checksum(cell)
+                assert meta["locked"] and meta["checksum"] == exercises.checksum(cell)
             if meta.get("solution"):
                 assert "not implemented" in cell.source
 
@@ -52,23 +52,23 @@ def test_support_files_ship(fixture_release):
     assert (fixture_release / "cpp_snippets" / "lib" / cpp.KERNELS_LIB).is_file()
     dense = (fixture_release / "cpp_snippets" / "dense.h").read_text()
     assert "COURSE_KERNEL void dense_backward(" in dense
-    assert dense == grading.declarations_only((cpp.SNIPPETS / "dense.h").read_text())
-    assert grading.kernel_bodies(dense) == []
+    assert dense == release.declarations_only((cpp.SNIPPETS / "dense.h").read_text())
+    assert release.kernel_bodies(dense) == []
 
 
 def test_no_solution_text_anywhere_in_the_release(fixture_release):
-    secrets = grading.secret_lines(FIXTURES, cpp.SNIPPETS)
+    secrets = release.secret_lines(FIXTURES, cpp.SNIPPETS)
     assert "return np.asarray(x, dtype=np.float64) * factor" in secrets
     assert any("+=" in line for line in secrets)  # kernel bodies are scanned too
-    assert grading.scan_release(fixture_release, secrets) == []
+    assert release.scan_release(fixture_release, secrets) == []
 
 
 def test_the_scan_finds_a_planted_leak(fixture_release, tmp_path):
-    secrets = grading.secret_lines(FIXTURES, cpp.SNIPPETS)
+    secrets = release.secret_lines(FIXTURES, cpp.SNIPPETS)
     leaked = tmp_path / "leaky"
     (leaked / "notes").mkdir(parents=True)
     (leaked / "notes" / "hint.txt").write_text("try: out[i] = inp[i] + 1.0f;\n")
-    assert grading.scan_release(leaked, secrets) == [("notes/hint.txt", "out[i] = inp[i] + 1.0f;")]
+    assert release.scan_release(leaked, secrets) == [("notes/hint.txt", "out[i] = inp[i] + 1.0f;")]
 
 
 def test_released_cpp_stub_compiles_and_reports_not_implemented(fixture_release):
@@ -123,14 +123,14 @@ def test_release_of_the_course_notebooks_has_no_leak(tmp_path):
 RUN_RELEASED = """\
 import json, sys
 import nbformat
-from course import grading, sandbox
+from course import exercises, sandbox
 nb = nbformat.read(sys.argv[1], as_version=4)
 limits = sandbox.Limits(cell_timeout=300, notebook_timeout=900, rlimits=False)
 results = sandbox.run_notebook(nb, limits=limits, isolation=sandbox.Isolation(enabled=False),
                                env=dict(__import__("os").environ), cwd=sys.argv[2])
 bad = []
 for i, r in sorted(results.items()):
-    kind = "test" if grading.is_test(nb.cells[i]) else "other"
+    kind = "test" if exercises.is_test(nb.cells[i]) else "other"
     bad += [[kind, i, r.status, r.ename, r.evalue[:300]]] if r.status != "ok" else []
 print(json.dumps(bad))
 """
@@ -141,7 +141,7 @@ def test_a_released_lesson_runs_on_the_prebuilt_kernels(tmp_path):
     name = "06_cpp_backprop.ipynb"
     if not (course.NOTEBOOKS / name).is_file():
         pytest.fail(f"notebooks/{name} is missing")
-    grading.release(tmp_path)
+    release.release(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", RUN_RELEASED, str(tmp_path / "notebooks" / name),
                            str(tmp_path / "notebooks")], cwd=tmp_path, env=env,
