@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {
-    "setup-ort": ("course.cpp", "setup_ort", "fetch the ONNX Runtime C++ headers"),
+    "setup-ort": ("course.ort_headers", "setup_ort", "fetch the ONNX Runtime C++ headers"),
     "run": ("course.run", "main", "execute every notebook into build/ and print a summary"),
     "check": ("course.grading", "check_main", "run a notebook's visible exercise tests"),
     "release": ("course.release", "release_main", "write the student version of the course"),

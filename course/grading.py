@@ -543,12 +543,12 @@ def grading_isolation(stage: Path, hide: list[Path]) -> sandbox.Isolation:
 
 def ort_headers_root() -> Path | None:
     """Where `course setup-ort` (or ORT_INCLUDE_DIR) put the ONNX Runtime C++ headers."""
-    from course import cpp
+    from course import ort_headers
 
-    found = cpp.find_ort_headers()
+    found = ort_headers.find_ort_headers()
     if found is None:
         return None
-    cache = Path(cpp.ORT_CACHE).resolve()
+    cache = Path(ort_headers.ORT_CACHE).resolve()
     found = Path(found).resolve()
     return cache if cache in found.parents else found
 

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from course import cpp
+from course import cpp, ort_headers
 
 
 # --- models built with onnx.helper (small, not the notebooks' models) -----------------------
@@ -64,7 +64,7 @@ def cnn(path, seed=1):
 def headers():
     """ORT's C++ headers: fetched into .cache by `course setup-ort` if this machine lacks them."""
     if cpp.find_ort_headers() is None:
-        cpp.setup_ort([])
+        ort_headers.setup_ort([])
     found = cpp.find_ort_headers()
     if found is None:
         pytest.fail(cpp._missing_message())
@@ -144,7 +144,7 @@ def test_not_onnx_missing_file_and_unsupported_opset(tmp_path, headers):
 
 def _fake_headers(base: Path) -> Path:
     base.mkdir(parents=True)
-    (base / cpp.HEADER).write_text("// fake\n")
+    (base / ort_headers.HEADER).write_text("// fake\n")
     return base
 
 
@@ -153,26 +153,26 @@ def no_headers(monkeypatch, tmp_path):
     """A machine without headers: no env vars, no system dirs, an empty cache."""
     monkeypatch.delenv("ORT_INCLUDE_DIR", raising=False)
     monkeypatch.delenv("CONDA_PREFIX", raising=False)
-    monkeypatch.setattr(cpp, "SYSTEM_HEADER_DIRS", ())
-    monkeypatch.setattr(cpp, "ORT_CACHE", tmp_path / "cache")
+    monkeypatch.setattr(ort_headers, "SYSTEM_HEADER_DIRS", ())
+    monkeypatch.setattr(ort_headers, "ORT_CACHE", tmp_path / "cache")
     monkeypatch.setitem(cpp._STATE, "ort", False)
     return tmp_path
 
 
 def test_header_discovery_order(no_headers, monkeypatch):
     tmp = no_headers
-    assert cpp.find_ort_headers() is None
+    assert ort_headers.find_ort_headers() is None
     cache = _fake_headers(tmp / "cache" / "include" / "onnxruntime")
-    assert cpp.find_ort_headers() == cache
+    assert ort_headers.find_ort_headers() == cache
     system = _fake_headers(tmp / "usr" / "include" / "onnxruntime")
-    monkeypatch.setattr(cpp, "SYSTEM_HEADER_DIRS", (system,))
-    assert cpp.find_ort_headers() == system
+    monkeypatch.setattr(ort_headers, "SYSTEM_HEADER_DIRS", (system,))
+    assert ort_headers.find_ort_headers() == system
     conda = _fake_headers(tmp / "conda" / "include" / "onnxruntime")
     monkeypatch.setenv("CONDA_PREFIX", str(tmp / "conda"))
-    assert cpp.find_ort_headers() == conda
+    assert ort_headers.find_ort_headers() == conda
     explicit = _fake_headers(tmp / "mine")
     monkeypatch.setenv("ORT_INCLUDE_DIR", str(explicit))
-    assert cpp.find_ort_headers() == explicit  # ORT_INCLUDE_DIR wins
+    assert ort_headers.find_ort_headers() == explicit  # ORT_INCLUDE_DIR wins
 
 
 def test_missing_headers_say_which_command_to_run(no_headers, tmp_path):
@@ -180,19 +180,19 @@ def test_missing_headers_say_which_command_to_run(no_headers, tmp_path):
         cpp.ort_cpp_session(mlp(tmp_path / "m.onnx", (4, 4, 2)))
     msg = str(err.value)
     assert "course setup-ort" in msg and "conda install -c conda-forge onnxruntime-cpp" in msg
-    assert "ORT_INCLUDE_DIR" in msg and cpp.HEADER in msg
+    assert "ORT_INCLUDE_DIR" in msg and ort_headers.HEADER in msg
     assert err.value._render_traceback_()[0].startswith("OrtHeadersMissing: ")
 
 
 def test_setup_ort_reports_found_headers(no_headers, capsys):
     found = _fake_headers(no_headers / "cache" / "include" / "onnxruntime")
-    assert cpp.setup_ort([]) == 0
+    assert ort_headers.setup_ort([]) == 0
     assert str(found) in capsys.readouterr().out
 
 
 def test_setup_ort_without_debian_mirror_prints_the_other_ways(no_headers, monkeypatch, capsys):
-    monkeypatch.setattr(cpp, "debian_mirror", lambda: None)
-    assert cpp.setup_ort([]) == 1
+    monkeypatch.setattr(ort_headers, "debian_mirror", lambda: None)
+    assert ort_headers.setup_ort([]) == 1
     err = capsys.readouterr().err
     assert "conda install -c conda-forge onnxruntime-cpp" in err and "brew" in err
 
@@ -233,9 +233,9 @@ deb http://mirror.example/debian/ bullseye main contrib
 
 
 def test_parse_apt_sources_picks_debian_suites_only():
-    assert cpp.parse_apt_sources(DEB822, deb822=True) == [
+    assert ort_headers.parse_apt_sources(DEB822, deb822=True) == [
         "https://mirror.example/debian", "http://second.example/debian"]
-    assert cpp.parse_apt_sources(ONE_LINE, deb822=False) == ["http://mirror.example/debian"]
+    assert ort_headers.parse_apt_sources(ONE_LINE, deb822=False) == ["http://mirror.example/debian"]
 
 
 def test_debian_mirror_reads_the_machines_sources(tmp_path):
@@ -245,10 +245,10 @@ def test_debian_mirror_reads_the_machines_sources(tmp_path):
         "Types: deb\nURIs: https://deb.nodesource.example/node_20.x\nSuites: nodistro\n")
     (apt / "debian.sources").write_text(DEB822)
     (apt / "old.list.disabled").write_text("deb http://ignored.example/debian trixie main\n")
-    assert cpp.debian_mirror(tmp_path) == "https://mirror.example/debian"
+    assert ort_headers.debian_mirror(tmp_path) == "https://mirror.example/debian"
     (tmp_path / "etc" / "apt" / "sources.list").write_text(ONE_LINE)
-    assert cpp.debian_mirror(tmp_path) == "http://mirror.example/debian"  # sources.list first
-    assert cpp.debian_mirror(tmp_path / "nowhere") is None
+    assert ort_headers.debian_mirror(tmp_path) == "http://mirror.example/debian"  # sources.list first
+    assert ort_headers.debian_mirror(tmp_path / "nowhere") is None
 
 
 PACKAGES = """\
@@ -268,11 +268,11 @@ SHA256: 14f7d959d5deacbcf1504830d4189f91fc67382b399ed9ae9d3aa9c4050ced08
 
 
 def test_parse_packages_stanza():
-    fields = cpp.parse_packages(PACKAGES, "libonnxruntime-dev")
+    fields = ort_headers.parse_packages(PACKAGES, "libonnxruntime-dev")
     assert fields["Version"] == "1.21.0+dfsg-1"
     assert fields["Filename"].endswith("libonnxruntime-dev_1.21.0+dfsg-1_amd64.deb")
     assert fields["SHA256"].startswith("14f7d959")
-    assert cpp.parse_packages(PACKAGES, "libonnxruntime") is None
+    assert ort_headers.parse_packages(PACKAGES, "libonnxruntime") is None
 
 
 def _ar(members: dict[str, bytes]) -> bytes:
@@ -297,13 +297,13 @@ def _fake_deb() -> bytes:
 
 
 def test_extract_headers_keeps_only_usr_include_onnxruntime(tmp_path):
-    written = cpp.extract_headers(_fake_deb(), tmp_path)
+    written = ort_headers.extract_headers(_fake_deb(), tmp_path)
     rel = sorted(str(p.relative_to(tmp_path)) for p in written)
     assert rel == ["include/onnxruntime/core/providers/resource.h",
                    "include/onnxruntime/onnxruntime_cxx_api.h"]
     assert not (tmp_path / "etc").exists() and not list(tmp_path.rglob("*.so"))
     with pytest.raises(ValueError, match="not an ar archive"):
-        cpp.extract_headers(b"PK\x03\x04 zip", tmp_path)
+        ort_headers.extract_headers(b"PK\x03\x04 zip", tmp_path)
 
 
 def _fake_mirror(root: Path, deb: bytes, sha: str) -> str:
@@ -321,23 +321,23 @@ def _fake_mirror(root: Path, deb: bytes, sha: str) -> str:
 def test_fetch_checks_sha256_and_writes_only_headers(tmp_path):
     deb = _fake_deb()
     mirror = _fake_mirror(tmp_path / "mirror", deb, hashlib.sha256(deb).hexdigest())
-    where = cpp.fetch_debian_headers(mirror, tmp_path / "cache", arch="amd64")
-    assert (where / cpp.HEADER).read_bytes() == b"// api\n"
+    where = ort_headers.fetch_debian_headers(mirror, tmp_path / "cache", arch="amd64")
+    assert (where / ort_headers.HEADER).read_bytes() == b"// api\n"
     assert "1.21.0+dfsg-1" in (tmp_path / "cache" / "VERSION").read_text()
     bad = _fake_mirror(tmp_path / "bad", deb, "0" * 64)
     with pytest.raises(RuntimeError, match="SHA256 mismatch"):
-        cpp.fetch_debian_headers(bad, tmp_path / "cache2", arch="amd64")
+        ort_headers.fetch_debian_headers(bad, tmp_path / "cache2", arch="amd64")
     assert not (tmp_path / "cache2" / "include").exists()
 
 
 def test_setup_ort_against_the_configured_debian_mirror(tmp_path, capsys):
     """The real thing: the machine's mirror, the real package, headers that ORT's API matches."""
-    mirror = cpp.debian_mirror()
+    mirror = ort_headers.debian_mirror()
     if mirror is None:
         pytest.skip("no Debian mirror configured for apt on this machine")
-    assert cpp.setup_ort(["--force", "--dest", str(tmp_path)]) == 0
+    assert ort_headers.setup_ort(["--force", "--dest", str(tmp_path)]) == 0
     where = tmp_path / "include" / "onnxruntime"
-    assert (where / cpp.HEADER).is_file() and (where / "onnxruntime_c_api.h").is_file()
+    assert (where / ort_headers.HEADER).is_file() and (where / "onnxruntime_c_api.h").is_file()
     assert cpp._api_version(where) == 21
     assert not list(tmp_path.rglob("*.so*"))
     assert mirror in capsys.readouterr().out
