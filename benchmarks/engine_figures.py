@@ -70,16 +70,6 @@ def figure(kind: str, framework: str, progress: bool = False) -> dict:
             "last_epoch_loss": float(losses.reshape(settings["epochs"], -1)[-1].mean())}
 
 
-def _nonzero_biases(keras_model, seed: int = 1):
-    """Keras starts biases at 0 and its export drops zero biases; random ones keep them."""
-    rng = np.random.default_rng(seed)
-    for layer in keras_model.layers:
-        if layer.get_weights():
-            kernel, bias = layer.get_weights()
-            layer.set_weights([kernel, rng.normal(0, 0.1, bias.shape).astype(np.float32)])
-    return keras_model
-
-
 # label, exported framework, torch builder, Keras builder, torch exporter dynamo
 OTHER = [("torch mlp (32,16) tanh", "torch", lambda: models.torch_mlp((32, 16), "tanh", seed=3),
           lambda: models.keras_mlp((32, 16), "tanh"), False),
@@ -106,7 +96,7 @@ def other_models(folder: Path) -> list[dict]:
             export.torch_to_onnx(torch_model, path, _inputs(kind, "torch", d.x_train[:2]),
                                  dynamo=dynamo)
         else:
-            models.copy_keras_to_torch(_nonzero_biases(keras_model), torch_model)
+            models.copy_keras_to_torch(models.nonzero_keras_biases(keras_model), torch_model)
             export.keras_to_onnx(keras_model, path)
         cases.append(dict(label=label, framework=framework, kind=kind, path=path,
                           torch=torch_model, keras=keras_model))

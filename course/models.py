@@ -217,6 +217,20 @@ def copy_keras_to_torch(keras_model, torch_model):
 
 # ---------------------------------------------------------------- training
 
+def nonzero_keras_biases(keras_model, seed: int = 1):
+    """Give every Keras layer random biases (in place) and return the model.
+
+    Keras starts biases at 0 and its ONNX export drops an all-zero bias, leaving MatMul without
+    Add; random biases keep every Add in the graph, as a trained model would have.
+    """
+    rng = np.random.default_rng(seed)
+    for layer in keras_model.layers:
+        if layer.get_weights():
+            kernel, bias = layer.get_weights()
+            layer.set_weights([kernel, rng.normal(0, 0.1, bias.shape).astype(np.float32)])
+    return keras_model
+
+
 def accuracy(logits, y) -> float:
     """Fraction of rows whose largest logit is the label."""
     logits = logits.detach().cpu().numpy() if isinstance(logits, torch.Tensor) else logits

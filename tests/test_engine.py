@@ -41,16 +41,6 @@ def torch_cnn_other():
                          nn.Flatten(), nn.Linear(8 * 2 * 2, 10))
 
 
-def _nonzero_biases(keras_model, seed=1):
-    """Keras starts biases at 0 and its export drops them; random ones keep the Add nodes."""
-    rng = np.random.default_rng(seed)
-    for layer in keras_model.layers:
-        if layer.get_weights():
-            kernel, bias = layer.get_weights()
-            layer.set_weights([kernel, rng.normal(0, 0.1, bias.shape).astype(np.float32)])
-    return keras_model
-
-
 def keras_cnn_other():
     _, keras = models._tf()
     keras.utils.set_random_seed(5)
@@ -59,7 +49,7 @@ def keras_cnn_other():
                               L.Conv2D(6, 3, padding="same", activation="tanh"),
                               L.MaxPooling2D(2), L.Conv2D(8, 3, activation="relu"),
                               L.Flatten(), L.Dense(10)])
-    return _nonzero_biases(model)
+    return models.nonzero_keras_biases(model)
 
 
 # name -> (framework, builder, exporter options, input layout)
@@ -67,7 +57,7 @@ CASES = {
     "torch_mlp": ("torch", lambda: models.torch_mlp((32, 16), "tanh", seed=3), False, "flat"),
     "torch_mlp_dynamo": ("torch", lambda: models.torch_mlp((32, 16), "tanh", seed=3), True,
                          "flat"),
-    "keras_mlp": ("keras", lambda: _nonzero_biases(models.keras_mlp((24,), "sigmoid", seed=3)),
+    "keras_mlp": ("keras", lambda: models.nonzero_keras_biases(models.keras_mlp((24,), "sigmoid", seed=3)),
                   None, "flat"),
     "torch_cnn": ("torch", torch_cnn_other, False, "nchw"),
     "torch_cnn_dynamo": ("torch", torch_cnn_other, True, "nchw"),
@@ -296,7 +286,7 @@ def test_keras_multichannel_nhwc_input_goes_through_a_transpose(tmp_path):
     _, keras = models._tf()
     keras.utils.set_random_seed(4)
     L = keras.layers
-    net = _nonzero_biases(keras.Sequential([
+    net = models.nonzero_keras_biases(keras.Sequential([
         keras.Input((6, 6, 3)), L.Conv2D(4, 3, padding="same", activation="relu"),
         L.MaxPooling2D(2), L.Flatten(), L.Dense(10)]))
     path = export.keras_to_onnx(net, tmp_path / "rgb.onnx")
